@@ -1,0 +1,19 @@
+/**
+ * Exit statuses scripts can rely on (documented in README and `als --help`).
+ */
+export const ExitCode = {
+  ok: 0,
+  /** lookup: not found; audit/doctor: problems found */
+  notFound: 1,
+  usage: 2,
+  registry: 3,
+  layerRejected: 4,
+  store: 5,
+  log: 6,
+} as const
+
+let code = 0
+export const setExitCode = (c: number) => {
+  code = c
+}
+export const exitCode = () => code

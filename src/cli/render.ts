@@ -1,0 +1,25 @@
+/** Failures → one line for people and an exit status for scripts (the edge only). */
+import { ValidationError } from "@effect/cli"
+import { ExitCode } from "./exit.ts"
+
+const codeByTag: Record<string, number> = {
+  InvalidDigest: ExitCode.usage,
+  InvalidReference: ExitCode.usage,
+  UsageError: ExitCode.usage,
+  RegistryError: ExitCode.registry,
+  LayerRejected: ExitCode.layerRejected,
+  PullFailure: ExitCode.layerRejected,
+  LayerIoError: ExitCode.store,
+  StoreIoError: ExitCode.store,
+  LogIoError: ExitCode.log,
+  LogCorrupt: ExitCode.log,
+  LogLocked: ExitCode.log,
+}
+
+export const describeFailure = (e: unknown): { message: string; code: number } => {
+  // @effect/cli has already printed help/usage for these
+  if (ValidationError.isValidationError(e)) return { message: "", code: ExitCode.usage }
+  const tag = (e as { _tag?: string })?._tag
+  const message = e instanceof Error ? e.message : String(e)
+  return { message, code: (tag && codeByTag[tag]) ?? 1 }
+}

@@ -1,0 +1,68 @@
+/**
+ * Deciding whether a pool hit may be exposed, and with which `info` (pure).
+ *
+ * `info` must be right: clients compute layer IDs from the DiffID and `podman push/save`
+ * serve `blob` as the layer. So every fact comes from verified registry metadata when the
+ * caller has it, else from the pool's own info when that names this very layer; and a pool
+ * that disagrees with the registry is refused rather than trusted.
+ */
+import type { Digest } from "../domain/Digest.ts"
+import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
+import type { PoolHit } from "./Pool.ts"
+
+/** What the caller knows from the registry (manifest + config), already verified. */
+export interface LayerMeta {
+  readonly size: number
+  readonly diffId: Digest
+  readonly compression: CompressionName
+  readonly tocDigest?: Digest | undefined
+  readonly diffSize?: number | undefined
+}
+
+export type LinkPlan =
+  | { readonly _tag: "Link"; readonly facts: LayerFacts; readonly blob: string }
+  | { readonly _tag: "NeedBlob"; readonly facts: LayerFacts }
+  | { readonly _tag: "Refuse"; readonly reason: string }
+
+export const planLink = (digest: Digest, hit: PoolHit, meta: LayerMeta | undefined): LinkPlan => {
+  const info = hit.info
+  if (info?.blobDigest !== undefined && info.blobDigest !== digest) {
+    return { _tag: "Refuse", reason: `the pool's info names another layer (${info.blobDigest})` }
+  }
+  if (meta && info?.diffId !== undefined && info.diffId !== meta.diffId) {
+    return { _tag: "Refuse", reason: `the pool's DiffID ${info.diffId} differs from the image config's ${meta.diffId}` }
+  }
+  const blobSize = meta?.size ?? info?.blobSize
+  const diffId = meta?.diffId ?? info?.diffId
+  if (blobSize === undefined || diffId === undefined) {
+    return {
+      _tag: "Refuse",
+      reason: "the pool has no info for this layer (DiffID and size unknown); " +
+        "run `als pull REF`, which takes them from the registry",
+    }
+  }
+  if (meta && info?.blobSize !== undefined && info.blobSize !== meta.size) {
+    return { _tag: "Refuse", reason: `the pool's blob size ${info.blobSize} differs from the manifest's ${meta.size}` }
+  }
+  const facts: LayerFacts = {
+    blobDigest: digest,
+    blobSize,
+    diffId,
+    diffSize: meta?.diffSize ?? info?.diffSize ?? -1,
+    compression: meta?.compression ?? info?.compression ?? "gzip",
+    tocDigest: meta?.tocDigest ?? info?.tocDigest,
+  }
+  if (hit.blob && hit.blob.size === blobSize) return { _tag: "Link", facts, blob: hit.blob.path }
+  if (hit.blob) {
+    return meta
+      ? { _tag: "NeedBlob", facts }
+      : { _tag: "Refuse", reason: `the pool's blob has ${hit.blob.size} bytes, its info says ${blobSize}` }
+  }
+  return meta
+    ? { _tag: "NeedBlob", facts }
+    : {
+      _tag: "Refuse",
+      reason: "the pool shows the tree but not the blob, which `podman save/push` need; " +
+        "run `als pull REF`, which fetches the blob from the registry and links the tree",
+    }
+}

@@ -1,0 +1,190 @@
+/**
+ * The store on disk: what clients can see, and the only code that changes it.
+ *
+ * A layer becomes visible in one step: it is built in `.als/staging/`, then its directory is
+ * renamed into place. Names that point at a layer (TOC aliases, the `:ref` view) are
+ * symlinks made under a temporary name and renamed over the final one, so a client never
+ * sees a half-made entry either.
+ */
+import { Effect, Scope } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { isDigest, type Digest } from "../domain/Digest.ts"
+import { type LayerFacts, parseLayerInfo, renderLayerInfo } from "../domain/LayerInfo.ts"
+import { decodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
+import { ioError, StoreIoError } from "./errors.ts"
+import { StoreConfig } from "./StoreConfig.ts"
+
+export interface StoredLayer {
+  readonly digest: Digest
+  readonly path: string
+  /** where `diff` points when the layer is linked into a pool */
+  readonly linkedTo?: string
+  readonly facts: Partial<LayerFacts>
+  readonly aliases: ReadonlyArray<Digest>
+  readonly refs: ReadonlyArray<string>
+  readonly complete: boolean
+}
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false)
+
+const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`
+
+export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
+  effect: Effect.gen(function*() {
+    const { paths } = yield* StoreConfig
+
+    const io = <A>(op: string, p: string, f: () => Promise<A>) =>
+      Effect.tryPromise({ try: f, catch: ioError(op, p) })
+
+    /** Creates the store's directories; true when the store did not exist before. */
+    const init = Effect.fn("LayerStore.init")(function*() {
+      const fresh = !(yield* io("stat", paths.alsDir, () => exists(paths.alsDir)))
+      for (const d of [paths.root, paths.alsDir, paths.staging, paths.locks, paths.pool]) {
+        yield* io("create directory", d, () => fs.mkdir(d, { recursive: true }))
+      }
+      return fresh
+    })
+
+    /** The test containers/storage applies: diff, info and blob all stat (following links). */
+    const isComplete = (dir: string) =>
+      Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e)))).then((r) => r.every(Boolean))
+
+    /** The layer's directory when it is complete under `key` (blob or TOC digest). */
+    const find = Effect.fn("LayerStore.find")(function*(key: Digest) {
+      const dir = paths.layer(key)
+      return (yield* io("stat", dir, () => isComplete(dir))) ? dir : undefined
+    })
+
+    /** A fresh staging directory, removed when the scope closes unless it was committed. */
+    const stage = (digest: Digest): Effect.Effect<string, StoreIoError, Scope.Scope> =>
+      Effect.acquireRelease(
+        io("create staging directory", paths.staging, async () => {
+          await fs.mkdir(paths.staging, { recursive: true })
+          const dir = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}`)
+          await fs.mkdir(dir)
+          return dir
+        }),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)),
+      )
+
+    /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
+    const putSymlink = (target: string, name: string) =>
+      io("create symlink", name, async () => {
+        const tmp = `${name}.tmp.${uniqueSuffix()}`
+        await fs.symlink(target, tmp)
+        try {
+          await fs.rename(tmp, name)
+        } catch (e) {
+          await fs.rm(tmp, { force: true })
+          throw e
+        }
+      })
+
+    const writeInfo = (dir: string, facts: LayerFacts) =>
+      io("write layer info", path.join(dir, "info"), async () => {
+        const f = path.join(dir, "info")
+        const h = await fs.open(f, "w", 0o644)
+        try {
+          await h.writeFile(renderLayerInfo(facts))
+          await h.sync()
+        } finally {
+          await h.close()
+        }
+      })
+
+    /**
+     * Moves a complete staging directory (diff/ and blob in it) into place under the blob
+     * digest, writing `info` first. If another process committed the same layer meanwhile,
+     * theirs stays and ours is dropped with the staging scope: both were verified alike.
+     */
+    const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts) {
+      yield* writeInfo(stagingDir, facts)
+      const dest = paths.layer(facts.blobDigest)
+      const moved = yield* io("commit layer", dest, () =>
+        fs.rename(stagingDir, dest).then(
+          () => true,
+          (e: NodeJS.ErrnoException) => {
+            if (e.code === "EEXIST" || e.code === "ENOTEMPTY") return false
+            throw e
+          },
+        ))
+      if (facts.tocDigest && facts.tocDigest !== facts.blobDigest) {
+        yield* putSymlink(facts.blobDigest, paths.layer(facts.tocDigest))
+      }
+      return { path: dest, fresh: moved }
+    })
+
+    /**
+     * Makes a layer visible whose tree lives in a pool: `diff` (and `blob`, when the pool has
+     * it) are symlinks into the pool, `info` is ours. No tree is copied. When the pool has no
+     * blob the caller passes one it fetched and verified (`blobFile`), which is moved in.
+     */
+    const link = Effect.fn("LayerStore.link")(function*(
+      facts: LayerFacts,
+      target: { readonly diff: string; readonly blob?: string | undefined; readonly blobFile?: string | undefined },
+    ) {
+      return yield* Effect.scoped(Effect.gen(function*() {
+        const dir = yield* stage(facts.blobDigest)
+        yield* io("link diff", dir, () => fs.symlink(target.diff, path.join(dir, "diff")))
+        if (target.blob) {
+          yield* io("link blob", dir, () => fs.symlink(target.blob!, path.join(dir, "blob")))
+        } else if (target.blobFile) {
+          yield* io("move blob", dir, () => fs.rename(target.blobFile!, path.join(dir, "blob")))
+        }
+        return yield* commit(dir, facts)
+      }))
+    })
+
+    /** The `:ref` view: `<root>/<b64(ref)>/<key> -> ../<blob digest>` for each key. */
+    const indexRef = Effect.fn("LayerStore.indexRef")(function*(
+      ref: string,
+      entries: ReadonlyArray<{ readonly key: Digest; readonly blobDigest: Digest }>,
+    ) {
+      const dir = paths.refDir(ref)
+      yield* io("create ref directory", dir, () => fs.mkdir(dir, { recursive: true }))
+      for (const { key, blobDigest } of entries) {
+        yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key))
+      }
+    })
+
+    /** Every layer directory, its aliases and the refs that name it, read from disk. */
+    const list = Effect.fn("LayerStore.list")(function*() {
+      const names = yield* io("read store", paths.root, () => fs.readdir(paths.root, { withFileTypes: true }))
+      const aliases = new Map<string, Digest[]>()
+      const refs = new Map<string, string[]>()
+      const layers: Array<Omit<StoredLayer, "aliases" | "refs">> = []
+      for (const d of names) {
+        if (isDigest(d.name) && d.isSymbolicLink()) {
+          const t = yield* io("read link", d.name, () => fs.readlink(path.join(paths.root, d.name)))
+          aliases.set(t, [...(aliases.get(t) ?? []), d.name])
+        } else if (isDigest(d.name) && d.isDirectory()) {
+          const dir = path.join(paths.root, d.name)
+          const info = yield* io("read info", dir, () =>
+            fs.readFile(path.join(dir, "info"), "utf8").then(parseLayerInfo, () => ({})))
+          const linkedTo = yield* io("read link", dir, () =>
+            fs.readlink(path.join(dir, "diff")).catch(() => undefined))
+          const complete = yield* io("stat", dir, () => isComplete(dir))
+          layers.push({ digest: d.name, path: dir, facts: info, complete, ...(linkedTo ? { linkedTo } : {}) })
+        } else if (d.isDirectory()) {
+          const ref = decodeRef(d.name)
+          if (ref === undefined) continue
+          const entries = yield* io("read ref directory", d.name, () =>
+            fs.readdir(path.join(paths.root, d.name)).catch(() => [] as string[]))
+          for (const e of entries) {
+            const t = yield* io("read link", e, () =>
+              fs.readlink(path.join(paths.root, d.name, e)).catch(() => ""))
+            const target = path.basename(t)
+            refs.set(target, [...new Set([...(refs.get(target) ?? []), ref])])
+          }
+        }
+      }
+      return layers
+        .sort((a, b) => a.digest.localeCompare(b.digest))
+        .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
+    })
+
+    return { paths, init, find, stage, commit, link, indexRef, list, putSymlink } as const
+  }),
+}) {}

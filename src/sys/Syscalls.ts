@@ -1,0 +1,58 @@
+/**
+ * The few syscalls Node's fs API lacks but an overlay-format layer needs:
+ * mknod (whiteouts are 0/0 character devices, layers may carry devices and fifos),
+ * xattrs (opaque directories, file capabilities) and renameat2 (atomic no-replace commit).
+ *
+ * The functions are synchronous and throw `SysError`: the extractor calls them once per
+ * tar entry, where wrapping each call in an Effect would cost more than the call itself.
+ * One implementation per runtime (bun:ffi, Deno.dlopen), chosen once at the edge (bin/).
+ */
+import { Context, Effect, Layer } from "effect"
+
+export class SysError extends Error {
+  constructor(
+    readonly call: string,
+    readonly path: string,
+    readonly errno: number,
+    readonly code: string,
+  ) {
+    super(`${call}(${path}): ${code} (errno ${errno})`)
+    this.name = "SysError"
+  }
+}
+
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+export const S_IFIFO = 0o010000
+
+export const RENAME_NOREPLACE = 1
+export const RENAME_EXCHANGE = 2
+
+export interface SyscallsApi {
+  readonly runtime: "bun" | "deno"
+  /** mknod(2): `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+  readonly mknod: (path: string, mode: number, major: number, minor: number) => void
+  /** lsetxattr(2): never follows a symlink. */
+  readonly lsetxattr: (path: string, name: string, value: Uint8Array) => void
+  /** lgetxattr(2): undefined when the attribute is absent (ENODATA). */
+  readonly lgetxattr: (path: string, name: string) => Uint8Array | undefined
+  /** llistxattr(2). */
+  readonly llistxattr: (path: string) => ReadonlyArray<string>
+  /** renameat2(AT_FDCWD, from, AT_FDCWD, to, flags). */
+  readonly renameat2: (from: string, to: string, flags: number) => void
+}
+
+export class Syscalls extends Context.Tag("als/Syscalls")<Syscalls, SyscallsApi>() {}
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+
+/** Picks the implementation for the runtime we run on; imported lazily so that neither
+ * runtime ever loads the other's FFI module. */
+export const SyscallsLive: Layer.Layer<Syscalls> = Layer.effect(
+  Syscalls,
+  Effect.promise(async () =>
+    isBun
+      ? (await import("./BunSyscalls.ts")).make()
+      : (await import("./DenoSyscalls.ts")).make()
+  ),
+)

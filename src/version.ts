@@ -1,0 +1,1 @@
+export const ALS_VERSION = "0.1.0"

@@ -1,0 +1,109 @@
+/**
+ * The seed's flow for one layer, cheapest first: already stored → found; else a pool shows
+ * it → link it (copying no tree); else missing. Every step is an event.
+ */
+import { Effect } from "effect"
+import type { Digest } from "../domain/Digest.ts"
+import { Journal } from "../events/Journal.ts"
+import { type LayerMeta, planLink } from "../pool/LinkPlan.ts"
+import { type Pool, probePool } from "../pool/Pool.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+
+export interface LookupRequest {
+  readonly digest: Digest
+  readonly ref?: string | undefined
+  readonly annotations?: Readonly<Record<string, string>> | undefined
+  readonly pools: ReadonlyArray<Pool>
+  /** verified registry metadata, when the caller has it (the pull workflow does) */
+  readonly meta?: LayerMeta | undefined
+  /** fetches and verifies the blob into a file, for a pool that shows only the tree */
+  readonly fetchBlob?: ((digest: Digest) => Effect.Effect<string, unknown>) | undefined
+  /** index the `:ref` view right away (the pull workflow indexes all layers at the end) */
+  readonly indexRef?: boolean | undefined
+}
+
+export type LookupResult =
+  | { readonly _tag: "Found"; readonly path: string }
+  | { readonly _tag: "Linked"; readonly path: string; readonly pool: string; readonly poolPath: string; readonly tocDigest?: Digest | undefined }
+  | { readonly _tag: "Missing"; readonly refused: ReadonlyArray<{ readonly pool: string; readonly reason: string }> }
+
+export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest) {
+  const store = yield* LayerStore
+  const journal = yield* Journal
+  const annotations = req.annotations ?? {}
+  const indexRef = (tocDigest?: Digest) =>
+    req.ref !== undefined && req.indexRef !== false
+      ? Effect.gen(function*() {
+        const entries = [{ key: req.digest, blobDigest: req.digest }]
+        if (tocDigest) entries.push({ key: tocDigest, blobDigest: req.digest })
+        yield* store.indexRef(req.ref!, entries)
+        yield* journal.emit({ _tag: "RefIndexed", ref: req.ref!, layers: [req.digest] })
+      })
+      : Effect.void
+
+  yield* journal.emit({
+    _tag: "LookupRequested",
+    layer: req.digest,
+    ...(req.ref !== undefined ? { ref: req.ref } : {}),
+    ...(Object.keys(annotations).length > 0 ? { annotations: { ...annotations } } : {}),
+  })
+
+  const found = yield* store.find(req.digest)
+  if (found) {
+    yield* journal.emit({ _tag: "LayerFound", layer: req.digest, path: found })
+    yield* indexRef(req.meta?.tocDigest)
+    return { _tag: "Found", path: found } as LookupResult
+  }
+
+  const refused: Array<{ pool: string; reason: string }> = []
+  for (const pool of req.pools) {
+    const probe = yield* probePool(pool, req.digest, req.ref, annotations)
+    yield* journal.emit({
+      _tag: "PoolProbed",
+      layer: req.digest,
+      pool: pool.dir,
+      kind: pool.kind,
+      path: probe.path,
+      hit: probe.hit !== undefined,
+    })
+    if (!probe.hit) continue
+    const plan = planLink(req.digest, probe.hit, req.meta)
+    let blob: { blob?: string; blobFile?: string } | undefined
+    if (plan._tag === "Link") blob = { blob: plan.blob }
+    else if (plan._tag === "NeedBlob" && req.fetchBlob) {
+      blob = { blobFile: yield* req.fetchBlob(req.digest) }
+    }
+    if (plan._tag === "Refuse" || blob === undefined) {
+      const reason = plan._tag === "Refuse" ? plan.reason : "the pool has no blob and no registry to fetch it from"
+      refused.push({ pool: pool.dir, reason })
+      yield* journal.emit({ _tag: "LinkRefused", layer: req.digest, pool: pool.dir, path: probe.path, reason })
+      continue
+    }
+    const facts = plan.facts
+    const linked = yield* store.link(facts, { diff: probe.hit.diff, ...blob })
+    yield* journal.emitAll([
+      { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
+      {
+        _tag: "LayerCommitted",
+        layer: req.digest,
+        diffId: facts.diffId,
+        diffSize: facts.diffSize,
+        blobSize: facts.blobSize,
+        ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
+        source: "link",
+        pool: pool.dir,
+      },
+    ])
+    yield* indexRef(facts.tocDigest)
+    return {
+      _tag: "Linked",
+      path: linked.path,
+      pool: pool.dir,
+      poolPath: probe.path,
+      tocDigest: facts.tocDigest,
+    } as LookupResult
+  }
+
+  yield* journal.emit({ _tag: "LayerMissing", layer: req.digest })
+  return { _tag: "Missing", refused } as LookupResult
+})
