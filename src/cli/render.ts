@@ -21,5 +21,5 @@ export const describeFailure = (e: unknown): { message: string; code: number } =
   if (ValidationError.isValidationError(e)) return { message: "", code: ExitCode.usage }
   const tag = (e as { _tag?: string })?._tag
   const message = e instanceof Error ? e.message : String(e)
-  return { message, code: (tag && codeByTag[tag]) ?? 1 }
+  return { message, code: (tag ? codeByTag[tag] : undefined) ?? 1 }
 }

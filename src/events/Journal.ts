@@ -10,6 +10,8 @@ import { EventLog, Ids, type LogEntry } from "./EventLog.ts"
 /** Receives every event as it is written; the CLI picks plain, TTY or NDJSON. */
 export class Reporter extends Context.Tag("als/Reporter")<Reporter, {
   readonly event: (entry: LogEntry) => void
+  /** bytes of a layer's blob received so far (not an event: far too frequent) */
+  readonly progress?: (layer: string, bytes: number) => void
 }>() {}
 
 export const ReporterSilent = Layer.succeed(Reporter, { event: () => undefined })

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what als's build and tests need on Debian 12 (run as root): the container tools
+# the tests drive for real, and the pinned npm packages (Bun, Deno, TypeScript, Effect …).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for cmd in podman skopeo docker-registry umoci runc getfattr debootstrap zstd; do
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    podman skopeo docker-registry umoci runc uidmap fuse-overlayfs attr debootstrap zstd \
+    ca-certificates iptables >/dev/null
+fi
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,98 @@
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import * as os from "node:os"
+import { hostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
+import { Journal } from "../events/Journal.ts"
+import { storeLayer } from "../Layers.ts"
+import { parsePoolSpec } from "../pool/Pool.ts"
+import { Keychain } from "../registry/Keychain.ts"
+import { RegistryClient } from "../registry/RegistryClient.ts"
+import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfig.ts"
+import { RegistryTransport } from "../registry/RegistryTransport.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { pullImage } from "../workflows/Pull.ts"
+import * as opt from "./options.ts"
+import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
+import { UsageError } from "./UsageError.ts"
+
+const refs = Args.text({ name: "REF" }).pipe(
+  Args.withDescription("image reference, as podman takes it (alpine, quay.io/x/y:tag, name@sha256:…)"),
+  Args.atLeast(1),
+)
+const pool = Options.text("pool").pipe(
+  Options.withDescription("a pool to probe after <root>/.pool: an ALS store or a CVMFS-style tree; repeatable"),
+  Options.repeated,
+)
+const platform = Options.text("platform").pipe(
+  Options.withDescription("os/arch[/variant] to pick from a multi-arch image (default: this host's)"),
+  Options.optional,
+)
+export const tlsVerify = Options.boolean("tls-verify", { ifPresent: true, negationNames: [] }).pipe(
+  Options.withDescription("require HTTPS with a verified certificate; --tls-verify=false allows plain HTTP"),
+  Options.withDefault(true),
+)
+export const creds = Options.text("creds").pipe(
+  Options.withDescription("USER[:PASSWORD] for the registry"),
+  Options.optional,
+)
+export const authfile = Options.text("authfile").pipe(
+  Options.withDescription("auth.json to read (default: podman's search order)"),
+  Options.optional,
+)
+const jobs = Options.integer("jobs").pipe(
+  Options.withDescription("layers fetched at once"),
+  Options.withDefault(4),
+)
+
+/** The registry client as the flags ask for it. */
+export const registryLayer = (a: { tlsVerify: boolean; creds: Option.Option<string>; authfile: Option.Option<string> }) =>
+  RegistryClient.Default.pipe(
+    Layer.provide(Layer.mergeAll(
+      RegistryTransport.Live,
+      Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile) }),
+      Layer.succeed(RegistryConfig, { ...defaultRegistryConfig, tlsVerify: a.tlsVerify }),
+    )),
+  )
+
+const reporterFor = (json: boolean) =>
+  json ? ReporterJson : process.stderr.isTTY ? ReporterTty : ReporterPlain
+
+export const pullCommand = Command.make(
+  "pull",
+  { refs, pool, platform, tlsVerify, creds, authfile, jobs, root: opt.root, json: opt.json },
+  (a) =>
+    Effect.gen(function*() {
+      const store = yield* LayerStore
+      const journal = yield* Journal
+      yield* store.init()
+      const plat: Platform = yield* Option.match(a.platform, {
+        onNone: () => Effect.succeed(hostPlatform(os.arch())),
+        onSome: (p) =>
+          Effect.try({
+            try: () => parsePlatform(p),
+            catch: () => new UsageError({ message: `--platform ${p}: expected os/arch[/variant], e.g. linux/arm64` }),
+          }),
+      })
+      const pools = [
+        { kind: "seed" as const, dir: store.paths.pool },
+        ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
+      ]
+      for (const r of a.refs) {
+        yield* journal.workflow(pullImage(r, { platform: plat, pools, jobs: a.jobs }))
+      }
+      if (!a.json && a.refs.length > 0) {
+        yield* Console.error(
+          `\nPoint podman at the store: --storage-opt overlay.additionallayerstore=${store.paths.root}:ref` +
+            ` (or additionallayerstores = ["${store.paths.root}:ref"] in storage.conf)`,
+        )
+      }
+    }).pipe(
+      Effect.provide(Layer.merge(
+        storeLayer(opt.resolveRoot(a.root), reporterFor(a.json)),
+        registryLayer(a),
+      )),
+    ),
+).pipe(Command.withDescription(
+  "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n" +
+    "Example: als pull --root /var/lib/als --tls-verify=false 127.0.0.1:5000/test/app:1",
+))

@@ -1,0 +1,263 @@
+/**
+ * The event log service: append-only, hash-chained, safe for several appending processes.
+ *
+ * - `EventLogFile(root)`: `<root>/.als/log`, appends serialised across processes by the lock
+ *   in LogLock.ts (and within the process by a semaphore).
+ * - `EventLogMemory`: the same format in a buffer, for replay and tests.
+ *
+ * An append, under the lock: find the tail (O(1) from the file's end, or only the frames other
+ * processes added since this process last looked), cut a torn tail if there is one and log
+ * `LogRepaired` first, frame the batch onto the chain, write it with one write call, fdatasync
+ * (unless `sync: false`). Payloads are encoded before the lock is taken; only hashing, which
+ * needs the tail's hash, happens under it. Readers take no lock: a frame still being written
+ * looks like a torn tail and ends their read.
+ */
+import { Buffer } from "node:buffer"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import process from "node:process"
+import { Chunk, Clock, Context, Effect, Layer, Option, Stream } from "effect"
+import type { Envelope, Event } from "./Events.ts"
+import { EventVersions } from "./Events.ts"
+import { Ids } from "./Ids.ts"
+import { isLogError, type LogError, logIoError, LogIoError } from "./LogErrors.ts"
+import { FILE_HEADER, frameSize, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
+import { defaultLockOptions, type LockOptions, withFileLock } from "./LogLock.ts"
+import {
+  FrameReader,
+  type LogEntry,
+  locateTail,
+  startAt,
+  type Tail,
+  verifyStore,
+  type VerifyReport,
+} from "./LogScan.ts"
+import { type ByteStore, FileStore, MemoryStore, readAt } from "./LogStore.ts"
+import { encodePayload, type EnvelopeFields } from "./Payload.ts"
+
+export { Ids, IdsLive, IdsSequential } from "./Ids.ts"
+export * from "./LogErrors.ts"
+export type { LogEntry, VerifyProblem, VerifyReport } from "./LogScan.ts"
+
+export interface LogHead {
+  /** bytes up to the end of the last good frame */
+  readonly size: number
+  /** that frame's hash, hex (32 zero bytes for an empty log) */
+  readonly hash: string
+  readonly frames?: number
+}
+
+export interface EventLogApi {
+  /** Appends `events` in order under one lock; returns their entries (a repair's LogRepaired is not among them). */
+  readonly append: (events: ReadonlyArray<Event>, workflow: string) => Effect.Effect<ReadonlyArray<LogEntry>, LogError>
+  /** Every entry from the start, or from `fromOffset` (an entry's offset), read in 1 MiB chunks. */
+  readonly stream: (opts?: { readonly fromOffset?: number }) => Stream.Stream<LogEntry, LogError>
+  readonly fold: <S>(initial: S, f: (s: S, e: LogEntry) => S) => Effect.Effect<S, LogError>
+  /** Full scan: every checksum, link and event schema (`als audit`). */
+  readonly verify: () => Effect.Effect<VerifyReport, LogError>
+  /** The last good frame, found from the end in O(1) (`als audit --checkpoint`). */
+  readonly head: () => Effect.Effect<LogHead, LogError>
+}
+
+export class EventLog extends Context.Tag("als/EventLog")<EventLog, EventLogApi>() {}
+
+export interface EventLogOptions {
+  /** fdatasync after every append (default true) */
+  readonly sync?: boolean
+  readonly lock?: Partial<LockOptions>
+}
+
+type Locker = <A>(use: Effect.Effect<A, LogError>) => Effect.Effect<A, LogError>
+
+/** Runs imperative log code, turning thrown LogErrors into failures and anything else into defects. */
+const attempt = <A>(f: () => A): Effect.Effect<A, LogError> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (e) {
+      return isLogError(e) ? Effect.fail(e) : Effect.die(e)
+    }
+  })
+
+const host = os.hostname()
+
+const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: Locker, sync: boolean): EventLogApi => {
+  // The tail this process saw last: later appends check only what was added since.
+  let known: Tail | undefined
+
+  const writeLocked = (
+    payloads: ReadonlyArray<Buffer>,
+    envelopes: ReadonlyArray<EnvelopeFields>,
+    events: ReadonlyArray<Event>,
+    time: number,
+    workflow: string,
+  ): ReadonlyArray<LogEntry> => {
+    const size = store.size()
+    const state = locateTail(store, size, known)
+    if (state.kind === "corrupt") throw state.error
+    const tail = state.tail
+    let repair: { payload: Buffer; envelope: EnvelopeFields; event: Event } | undefined
+    if (state.kind === "torn") {
+      const droppedBytes = size - tail.end
+      store.keepCut(tail.end, readAt(store, tail.end, droppedBytes))
+      store.truncate(tail.end)
+      const event: Event = { _tag: "LogRepaired", cutAt: tail.end, droppedBytes }
+      const envelope = { id: ids.next(), time, host, pid: process.pid, workflow }
+      repair = { payload: encodePayload(envelope, event), envelope, event }
+    }
+    const header = tail.end === 0
+    const base = tail.end
+    let total = header ? HEADER_SIZE : 0
+    if (repair) total += frameSize(repair.payload.length)
+    for (const p of payloads) total += frameSize(p.length)
+    const out = Buffer.allocUnsafe(total)
+    let at = 0
+    if (header) at = FILE_HEADER.copy(out, 0)
+    let prev: Uint8Array = tail.hash
+    let index = tail.nextIndex
+    if (repair) {
+      const hashAt = writeFrame(out, at, index, prev, repair.payload)
+      prev = out.subarray(hashAt, hashAt + 32)
+      at += frameSize(repair.payload.length)
+      index++
+    }
+    const entries = new Array<LogEntry>(payloads.length)
+    for (let i = 0; i < payloads.length; i++) {
+      const payload = payloads[i]
+      const hashAt = writeFrame(out, at, index, prev, payload)
+      prev = out.subarray(hashAt, hashAt + 32)
+      const event = events[i]
+      const envelope: Envelope = { ...envelopes[i], v: EventVersions[event._tag] }
+      entries[i] = { offset: base + at, index, hash: out.toString("hex", hashAt, hashAt + 32), envelope, event }
+      at += frameSize(payload.length)
+      index++
+    }
+    try {
+      store.append(out)
+      if (sync) store.sync()
+    } catch (e) {
+      // Leave only whole frames behind (best effort: a later append would cut them anyway).
+      known = undefined
+      try {
+        store.truncate(base)
+      } catch {
+        // the original error says more
+      }
+      throw e
+    }
+    known = { end: base + total, hash: Buffer.from(prev), nextIndex: index }
+    return entries
+  }
+
+  const append = Effect.fn("EventLog.append")(function*(events: ReadonlyArray<Event>, workflow: string) {
+    if (events.length === 0) return [] as ReadonlyArray<LogEntry>
+    const time = yield* Clock.currentTimeMillis
+    const pid = process.pid
+    const envelopes = new Array<EnvelopeFields>(events.length)
+    const payloads = new Array<Buffer>(events.length)
+    for (let i = 0; i < events.length; i++) {
+      const envelope = { id: ids.next(), time, host, pid, workflow }
+      const payload = encodePayload(envelope, events[i])
+      if (payload.length > MAX_PAYLOAD) {
+        return yield* new LogIoError({
+          op: "append to",
+          path: store.path,
+          code: "EFBIG",
+          detail: `a ${events[i]._tag} event encodes to ${payload.length} bytes, more than the ${MAX_PAYLOAD} a frame may hold`,
+        })
+      }
+      envelopes[i] = envelope
+      payloads[i] = payload
+    }
+    return yield* lock(attempt(() => writeLocked(payloads, envelopes, events, time, workflow)))
+  })
+
+  const BATCH = 1024
+  const stream = (opts?: { readonly fromOffset?: number }): Stream.Stream<LogEntry, LogError> =>
+    Stream.suspend(() => {
+      let reader: FrameReader | null | undefined
+      const pull = Effect.suspend((): Effect.Effect<Chunk.Chunk<LogEntry>, Option.Option<LogError>> => {
+        try {
+          if (reader === undefined) {
+            const start = startAt(store, opts?.fromOffset)
+            reader = start === undefined ? null : new FrameReader(store, start)
+          }
+          if (reader === null) return Effect.fail(Option.none())
+          const out: Array<LogEntry> = []
+          for (let e = reader.next(); e !== undefined; e = out.length < BATCH ? reader.next() : undefined) out.push(e)
+          return out.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(out))
+        } catch (e) {
+          return isLogError(e) ? Effect.fail(Option.some(e)) : Effect.die(e)
+        }
+      })
+      return Stream.repeatEffectChunkOption(pull)
+    })
+
+  const fold = <S>(initial: S, f: (s: S, e: LogEntry) => S): Effect.Effect<S, LogError> =>
+    attempt(() => {
+      let s = initial
+      const start = startAt(store, undefined)
+      if (start === undefined) return s
+      const reader = new FrameReader(store, start)
+      for (let e = reader.next(); e !== undefined; e = reader.next()) s = f(s, e)
+      return s
+    }).pipe(Effect.withSpan("EventLog.fold"))
+
+  const verify = () => attempt(() => verifyStore(store)).pipe(Effect.withSpan("EventLog.verify"))
+
+  const head = () =>
+    attempt((): LogHead => {
+      const state = locateTail(store, store.size())
+      if (state.kind === "corrupt") throw state.error
+      return { size: state.tail.end, hash: Buffer.from(state.tail.hash).toString("hex"), frames: state.tail.nextIndex }
+    }).pipe(Effect.withSpan("EventLog.head"))
+
+  return { append, stream, fold, verify, head }
+}
+
+/** The path of the log under a store root. */
+export const logPath = (root: string): string => path.join(root, ".als", "log")
+
+/** The log at `<root>/.als/log`; creates `<root>/.als` and the file if missing. */
+export const EventLogFile = (root: string, opts?: EventLogOptions): Layer.Layer<EventLog, LogError, Ids> =>
+  Layer.scoped(
+    EventLog,
+    Effect.gen(function*() {
+      const ids = yield* Ids
+      const file = logPath(root)
+      const dir = path.dirname(file)
+      const lockPath = path.join(dir, "log.lock")
+      const lockOpts: LockOptions = { ...defaultLockOptions, ...opts?.lock }
+      const store = yield* Effect.acquireRelease(
+        attempt(() => {
+          try {
+            fs.mkdirSync(dir, { recursive: true })
+          } catch (e) {
+            throw logIoError("create", dir, e)
+          }
+          return FileStore.open(file)
+        }),
+        (s) => Effect.sync(() => s.close()),
+      )
+      const semaphore = yield* Effect.makeSemaphore(1)
+      const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(file, lockPath, lockOpts, use))
+      return makeApi(store, ids, lock, opts?.sync ?? true)
+    }),
+  )
+
+/** A log over the given buffer store (tests that damage bytes keep a handle on it). */
+export const EventLogOn = (store: MemoryStore): Layer.Layer<EventLog, never, Ids> =>
+  Layer.effect(
+    EventLog,
+    Effect.gen(function*() {
+      const ids = yield* Ids
+      const semaphore = yield* Effect.makeSemaphore(1)
+      return makeApi(store, ids, (use) => semaphore.withPermits(1)(use), false)
+    }),
+  )
+
+/** A fresh, empty in-memory log in the same format. */
+export const EventLogMemory: Layer.Layer<EventLog, never, Ids> = Layer.suspend(() => EventLogOn(new MemoryStore()))
+
+export { MemoryStore } from "./LogStore.ts"

@@ -1,0 +1,153 @@
+/**
+ * The bytes under an event log: a file, or a growable buffer for the in-memory log. Both speak
+ * the same positional-read / append / truncate interface, so framing, chaining, reading and
+ * repair are one piece of code (LogScan.ts) whichever holds the bytes.
+ *
+ * Methods are synchronous and throw LogIoError: they run inside one Effect at the boundary.
+ */
+import { Buffer } from "node:buffer"
+import * as fs from "node:fs"
+import { logIoError } from "./LogErrors.ts"
+
+export interface ByteStore {
+  /** for messages */
+  readonly path: string
+  size(): number
+  /** Reads up to `len` bytes at file position `position` into `into[at…]`; 0 at the end. */
+  read(into: Buffer, at: number, len: number, position: number): number
+  /** Appends all of `data` at the end. */
+  append(data: Buffer): void
+  truncate(len: number): void
+  sync(): void
+  /** Keeps bytes cut off a torn tail somewhere a person can look at them. */
+  keepCut(from: number, bytes: Buffer): void
+}
+
+export const readAt = (store: ByteStore, position: number, len: number): Buffer => {
+  const out = Buffer.allocUnsafe(len)
+  let got = 0
+  while (got < len) {
+    const n = store.read(out, got, len - got, position + got)
+    if (n === 0) break
+    got += n
+  }
+  return got === len ? out : out.subarray(0, got)
+}
+
+/** An open log file. `a+`: every write lands at the current end, whatever others did. */
+export class FileStore implements ByteStore {
+  private constructor(readonly path: string, private readonly fd: number) {}
+
+  static open(path: string): FileStore {
+    try {
+      return new FileStore(path, fs.openSync(path, "a+", 0o644))
+    } catch (e) {
+      throw logIoError("open", path, e)
+    }
+  }
+
+  close(): void {
+    try {
+      fs.closeSync(this.fd)
+    } catch {
+      // closing a descriptor we opened only fails if it is already gone
+    }
+  }
+
+  size(): number {
+    try {
+      return fs.fstatSync(this.fd).size
+    } catch (e) {
+      throw logIoError("stat", this.path, e)
+    }
+  }
+
+  read(into: Buffer, at: number, len: number, position: number): number {
+    try {
+      return fs.readSync(this.fd, into, at, len, position)
+    } catch (e) {
+      throw logIoError("read", this.path, e)
+    }
+  }
+
+  append(data: Buffer): void {
+    try {
+      let done = 0
+      while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done)
+    } catch (e) {
+      throw logIoError("write", this.path, e)
+    }
+  }
+
+  truncate(len: number): void {
+    try {
+      fs.ftruncateSync(this.fd, len)
+    } catch (e) {
+      throw logIoError("truncate", this.path, e)
+    }
+  }
+
+  sync(): void {
+    try {
+      fs.fdatasyncSync(this.fd)
+    } catch (e) {
+      throw logIoError("sync", this.path, e)
+    }
+  }
+
+  keepCut(from: number, bytes: Buffer): void {
+    const p = `${this.path}.cut-${from}`
+    try {
+      fs.writeFileSync(p, bytes)
+    } catch (e) {
+      throw logIoError("keep the cut tail in", p, e)
+    }
+  }
+}
+
+export class MemoryStore implements ByteStore {
+  readonly path = "<memory>"
+  private buf = Buffer.alloc(64 * 1024)
+  private len = 0
+  /** Tails cut by repairs, for tests. */
+  readonly cuts: Array<{ from: number; bytes: Buffer }> = []
+
+  size(): number {
+    return this.len
+  }
+
+  read(into: Buffer, at: number, len: number, position: number): number {
+    if (position >= this.len) return 0
+    const n = Math.min(len, this.len - position)
+    this.buf.copy(into, at, position, position + n)
+    return n
+  }
+
+  append(data: Buffer): void {
+    if (this.len + data.length > this.buf.length) {
+      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.len + data.length))
+      this.buf.copy(next, 0, 0, this.len)
+      this.buf = next
+    }
+    data.copy(this.buf, this.len)
+    this.len += data.length
+  }
+
+  truncate(len: number): void {
+    if (len < this.len) {
+      this.buf.fill(0, len, this.len)
+      this.len = len
+    }
+  }
+
+  sync(): void {}
+
+  keepCut(from: number, bytes: Buffer): void {
+    this.cuts.push({ from, bytes: Buffer.from(bytes) })
+  }
+
+  /** The raw bytes, for tests that damage a log. */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len)
+  }
+}

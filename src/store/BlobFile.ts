@@ -1,0 +1,44 @@
+/**
+ * Saving a blob that is not extracted (a pool shows the tree, the registry gives the blob):
+ * streamed to a file while hashed, kept only when digest and size match.
+ */
+import { Effect } from "effect"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import { digestAlgorithm, type Digest } from "../domain/Digest.ts"
+import { LayerRejected } from "../extract/errors.ts"
+import { ioError } from "./errors.ts"
+
+export const saveBlob = (source: AsyncIterable<Uint8Array>, file: string, digest: Digest, size: number) =>
+  Effect.tryPromise({
+    try: async () => {
+      const hash = createHash(digestAlgorithm(digest))
+      const fd = fs.openSync(file, "w", 0o644)
+      let n = 0
+      try {
+        for await (const chunk of source) {
+          n += chunk.length
+          if (n > size) break
+          hash.update(chunk)
+          fs.writeSync(fd, chunk)
+        }
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
+      return { n, got: `${digestAlgorithm(digest)}:${hash.digest("hex")}` }
+    },
+    catch: ioError("write blob", file),
+  }).pipe(Effect.flatMap(({ n, got }) =>
+    n !== size
+      ? Effect.fail(new LayerRejected({
+        code: "BlobSizeMismatch",
+        message: `blob ${digest}: the registry sent ${n > size ? "more than" : n} bytes, the manifest says ${size}`,
+      }))
+      : got !== digest
+      ? Effect.fail(new LayerRejected({
+        code: "BlobDigestMismatch",
+        message: `blob ${digest}: the registry sent content with digest ${got}`,
+      }))
+      : Effect.succeed(file)
+  ))

@@ -1,0 +1,246 @@
+/**
+ * `als pull`: for every layer of an image, cheapest first: lookup → pool probe → link →
+ * pull (download, verify, extract, commit). Layers run in parallel; every step is an event;
+ * a failure is an event too, and leaves nothing half-made in the store.
+ */
+import { Clock, Effect } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import type { Digest } from "../domain/Digest.ts"
+import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
+import { formatPlatform, type Platform } from "../domain/Platform.ts"
+import { formatReference, parseReference, referenceName, type Reference } from "../domain/Reference.ts"
+import type { FailureReason } from "../events/Events.ts"
+import { Journal, Reporter } from "../events/Journal.ts"
+import { ingestLayer } from "../extract/LayerIngest.ts"
+import type { LayerMeta } from "../pool/LinkPlan.ts"
+import type { Pool } from "../pool/Pool.ts"
+import { RegistryClient, type ResolvedImage } from "../registry/RegistryClient.ts"
+import { saveBlob } from "../store/BlobFile.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { StoreConfig } from "../store/StoreConfig.ts"
+import { lookupLayer } from "./Lookup.ts"
+
+export interface PullOptions {
+  readonly platform: Platform
+  readonly pools: ReadonlyArray<Pool>
+  /** layers fetched at once */
+  readonly jobs: number
+}
+
+export const ZSTD_CHUNKED_TOC = "io.github.containers.zstd-chunked.manifest-checksum"
+export const ESTARGZ_TOC = "containerd.io/snapshot/stargz/toc.digest"
+
+export const compressionOf = (mediaType: string): CompressionName =>
+  /zstd/.test(mediaType) ? "zstd" : /gzip/.test(mediaType) ? "gzip" : "none"
+
+export const tocAnnotation = (annotations: Readonly<Record<string, string>> | undefined): string | undefined =>
+  annotations?.[ZSTD_CHUNKED_TOC] ?? annotations?.[ESTARGZ_TOC]
+
+/** One line for the log and the user: a code for `als log --stats`, and the message. */
+export const failureReason = (e: unknown): FailureReason => {
+  const err = e as { _tag?: string; code?: string; message?: string }
+  return {
+    code: err?.code && err._tag !== "StoreIoError" ? err.code : err?._tag ?? "Unknown",
+    message: err?.message ?? String(e),
+  }
+}
+
+interface Tally {
+  found: number
+  linked: number
+  pulled: number
+  bytes: number
+}
+
+export const pullImage = Effect.fn("pullImage")(function*(input: string, opts: PullOptions) {
+  const journal = yield* Journal
+  const started = yield* Clock.currentTimeMillis
+  const ref: Reference = yield* Effect.try({ try: () => parseReference(input), catch: (e) => e as Error })
+  const name = formatReference(ref)
+
+  const run = Effect.gen(function*() {
+    const registry = yield* RegistryClient
+    yield* journal.emit({ _tag: "PullRequested", ref: name, platform: formatPlatform(opts.platform) })
+    const image = yield* registry.resolve(ref, { platform: opts.platform })
+    yield* journal.emit({
+      _tag: "ManifestResolved",
+      ref: name,
+      manifestDigest: image.manifestDigest,
+      mediaType: image.manifestMediaType,
+      platform: image.platform,
+      configDigest: image.configDigest,
+      layers: image.layers.map((l) => {
+        const toc = tocAnnotation(l.annotations)
+        return { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId, ...(toc ? { tocDigest: toc } : {}) }
+      }),
+    })
+    const tally: Tally = { found: 0, linked: 0, pulled: 0, bytes: 0 }
+    const keys = yield* Effect.forEach(
+      image.layers,
+      (layer) => layerChain(ref, name, image, layer, opts, tally),
+      { concurrency: Math.max(1, opts.jobs) },
+    )
+    yield* indexImage(ref, name, image, keys)
+    const ms = (yield* Clock.currentTimeMillis) - started
+    yield* journal.emit({
+      _tag: "PullCompleted",
+      ref: name,
+      manifestDigest: image.manifestDigest,
+      found: tally.found,
+      linked: tally.linked,
+      pulled: tally.pulled,
+      bytesFetched: tally.bytes,
+      ms,
+    })
+    return { ref: name, manifestDigest: image.manifestDigest, ...tally, ms }
+  })
+
+  return yield* run.pipe(
+    Effect.tapError((e) =>
+      journal.emit({
+        _tag: "PullFailed",
+        ref: name,
+        ...((e as { layer?: Digest }).layer ? { layer: (e as { layer?: Digest }).layer } : {}),
+        reason: failureReason(e),
+      }).pipe(Effect.ignore)
+    ),
+  )
+})
+
+type ImageLayer = ResolvedImage["layers"][number]
+
+/** Which names this layer must answer to: its blob digest, and its TOC digest when verified. */
+interface LayerKeys {
+  readonly blobDigest: Digest
+  readonly tocDigest?: Digest | undefined
+}
+
+const layerChain = (
+  ref: Reference,
+  name: string,
+  image: ResolvedImage,
+  layer: ImageLayer,
+  opts: PullOptions,
+  tally: Tally,
+) =>
+  Effect.gen(function*() {
+    const registry = yield* RegistryClient
+    const store = yield* LayerStore
+    const toc = tocAnnotation(layer.annotations) as Digest | undefined
+    const meta: LayerMeta = {
+      size: layer.size,
+      diffId: layer.diffId,
+      compression: compressionOf(layer.mediaType),
+      tocDigest: toc,
+    }
+    const fetchBlob = (digest: Digest) =>
+      Effect.gen(function*() {
+        const blob = yield* registry.blob(ref, digest)
+        const file = path.join(store.paths.staging, `${digest.replace(":", "-")}.${process.pid}.blob`)
+        yield* saveBlob(blob.body, file, digest, layer.size)
+        tally.bytes += layer.size
+        return file
+      })
+    const found = yield* lookupLayer({
+      digest: layer.digest,
+      ref: name,
+      annotations: layer.annotations ?? {},
+      pools: opts.pools,
+      meta,
+      fetchBlob,
+      indexRef: false,
+    })
+    if (found._tag === "Found") {
+      tally.found++
+      const facts = yield* storedFacts(found.path)
+      return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
+    }
+    if (found._tag === "Linked") {
+      tally.linked++
+      return { blobDigest: layer.digest, tocDigest: found.tocDigest } satisfies LayerKeys
+    }
+    const facts = yield* pullLayer(ref, layer, tally)
+    tally.pulled++
+    return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
+  }).pipe(Effect.mapError((e) => Object.assign(e as object, { layer: layer.digest })))
+
+const storedFacts = (dir: string) =>
+  Effect.promise(() =>
+    fs.readFile(path.join(dir, "info"), "utf8").then(
+      (t) => JSON.parse(t) as { "toc-digest"?: Digest },
+      () => ({}) as { "toc-digest"?: Digest },
+    )
+  ).pipe(Effect.map((j) => ({ tocDigest: j["toc-digest"] || undefined })))
+
+/** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
+const pullLayer = (ref: Reference, layer: ImageLayer, tally: Tally) =>
+  Effect.scoped(Effect.gen(function*() {
+    const registry = yield* RegistryClient
+    const store = yield* LayerStore
+    const journal = yield* Journal
+    const reporter = yield* Reporter
+    const { opaqueXattr } = yield* StoreConfig
+    const dir = yield* store.stage(layer.digest)
+    const diffDir = path.join(dir, "diff")
+    yield* Effect.promise(() => fs.mkdir(diffDir))
+    const t0 = yield* Clock.currentTimeMillis
+    const blob = yield* registry.blob(ref, layer.digest)
+    const result = yield* ingestLayer({
+      source: blob.body,
+      digest: layer.digest,
+      size: layer.size,
+      mediaType: layer.mediaType,
+      diffId: layer.diffId,
+      annotations: layer.annotations ?? {},
+      blobPath: path.join(dir, "blob"),
+      diffDir,
+      opaqueXattr,
+      onBytes: (n) => reporter.progress?.(layer.digest, n),
+    })
+    const ms = (yield* Clock.currentTimeMillis) - t0
+    tally.bytes += result.blobSize
+    const facts: LayerFacts = {
+      blobDigest: result.blobDigest,
+      blobSize: result.blobSize,
+      diffId: result.diffId,
+      diffSize: result.diffSize,
+      compression: result.compression,
+      tocDigest: result.tocDigest,
+    }
+    yield* journal.emitAll([
+      { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
+      { _tag: "LayerExtracted", layer: layer.digest, diffId: result.diffId, files: result.files, bytes: result.bytes },
+    ])
+    yield* store.commit(dir, facts)
+    yield* journal.emit({
+      _tag: "LayerCommitted",
+      layer: layer.digest,
+      diffId: result.diffId,
+      diffSize: result.diffSize,
+      blobSize: result.blobSize,
+      ...(result.tocDigest ? { tocDigest: result.tocDigest } : {}),
+      source: "pull",
+    })
+    return facts
+  }))
+
+/**
+ * The `:ref` views podman will look in: the name as given, and the name pinned to the digest
+ * the tag resolved to (podman pulling `name@digest` asks for that one).
+ */
+const indexImage = (ref: Reference, name: string, image: ResolvedImage, keys: ReadonlyArray<LayerKeys>) =>
+  Effect.gen(function*() {
+    const store = yield* LayerStore
+    const journal = yield* Journal
+    const entries = keys.flatMap((k) => [
+      { key: k.blobDigest, blobDigest: k.blobDigest },
+      ...(k.tocDigest ? [{ key: k.tocDigest, blobDigest: k.blobDigest }] : []),
+    ])
+    const names = new Set([name, `${referenceName(ref)}@${image.indexDigest ?? image.manifestDigest}`, `${referenceName(ref)}@${image.manifestDigest}`])
+    for (const n of names) {
+      yield* store.indexRef(n, entries)
+      yield* journal.emit({ _tag: "RefIndexed", ref: n, layers: keys.map((k) => k.blobDigest) })
+    }
+  })
+
