@@ -10,6 +10,7 @@ import { RegistryClient } from "../registry/RegistryClient.ts"
 import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfig.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { registrySource } from "../workflows/ImageSource.ts"
 import { pullImage } from "../workflows/Pull.ts"
 import * as opt from "./options.ts"
 import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
@@ -78,7 +79,8 @@ export const pullCommand = Command.make(
         ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
       ]
       for (const r of a.refs) {
-        yield* journal.workflow(pullImage(r, { platform: plat, pools, jobs: a.jobs }))
+        const source = yield* registrySource(r)
+        yield* journal.workflow(pullImage(source, { platform: plat, pools, jobs: a.jobs }))
       }
       if (!a.json && a.refs.length > 0) {
         yield* Console.error(

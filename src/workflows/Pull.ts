@@ -9,16 +9,15 @@ import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
 import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
-import { formatReference, parseReference, referenceName, type Reference } from "../domain/Reference.ts"
 import type { FailureReason } from "../events/Events.ts"
 import { Journal, Reporter } from "../events/Journal.ts"
 import { ingestLayer } from "../extract/LayerIngest.ts"
 import type { LayerMeta } from "../pool/LinkPlan.ts"
 import type { Pool } from "../pool/Pool.ts"
-import { RegistryClient, type ResolvedImage } from "../registry/RegistryClient.ts"
 import { saveBlob } from "../store/BlobFile.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
+import type { ImageSource, SourceImage, SourceLayer } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
 
 export interface PullOptions {
@@ -53,16 +52,14 @@ interface Tally {
   bytes: number
 }
 
-export const pullImage = Effect.fn("pullImage")(function*(input: string, opts: PullOptions) {
+export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, opts: PullOptions) {
   const journal = yield* Journal
   const started = yield* Clock.currentTimeMillis
-  const ref: Reference = yield* Effect.try({ try: () => parseReference(input), catch: (e) => e as Error })
-  const name = formatReference(ref)
+  const name = source.name
 
   const run = Effect.gen(function*() {
-    const registry = yield* RegistryClient
     yield* journal.emit({ _tag: "PullRequested", ref: name, platform: formatPlatform(opts.platform) })
-    const image = yield* registry.resolve(ref, { platform: opts.platform })
+    const image = yield* source.resolve(opts.platform)
     yield* journal.emit({
       _tag: "ManifestResolved",
       ref: name,
@@ -70,7 +67,7 @@ export const pullImage = Effect.fn("pullImage")(function*(input: string, opts: P
       mediaType: image.manifestMediaType,
       platform: image.platform,
       configDigest: image.configDigest,
-      layers: image.layers.map((l) => {
+      layers: image.layers.map((l: SourceLayer) => {
         const toc = tocAnnotation(l.annotations)
         return { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId, ...(toc ? { tocDigest: toc } : {}) }
       }),
@@ -78,10 +75,10 @@ export const pullImage = Effect.fn("pullImage")(function*(input: string, opts: P
     const tally: Tally = { found: 0, linked: 0, pulled: 0, bytes: 0 }
     const keys = yield* Effect.forEach(
       image.layers,
-      (layer) => layerChain(ref, name, image, layer, opts, tally),
+      (layer) => layerChain(source, layer, opts, tally),
       { concurrency: Math.max(1, opts.jobs) },
     )
-    yield* indexImage(ref, name, image, keys)
+    yield* indexImage([name, ...source.aliases(image)], keys)
     const ms = (yield* Clock.currentTimeMillis) - started
     yield* journal.emit({
       _tag: "PullCompleted",
@@ -108,7 +105,6 @@ export const pullImage = Effect.fn("pullImage")(function*(input: string, opts: P
   )
 })
 
-type ImageLayer = ResolvedImage["layers"][number]
 
 /** Which names this layer must answer to: its blob digest, and its TOC digest when verified. */
 interface LayerKeys {
@@ -116,16 +112,8 @@ interface LayerKeys {
   readonly tocDigest?: Digest | undefined
 }
 
-const layerChain = (
-  ref: Reference,
-  name: string,
-  image: ResolvedImage,
-  layer: ImageLayer,
-  opts: PullOptions,
-  tally: Tally,
-) =>
+const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, tally: Tally) =>
   Effect.gen(function*() {
-    const registry = yield* RegistryClient
     const store = yield* LayerStore
     const toc = tocAnnotation(layer.annotations) as Digest | undefined
     const meta: LayerMeta = {
@@ -136,7 +124,7 @@ const layerChain = (
     }
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
-        const blob = yield* registry.blob(ref, digest)
+        const blob = yield* source.blob(digest)
         const file = path.join(store.paths.staging, `${digest.replace(":", "-")}.${process.pid}.blob`)
         yield* saveBlob(blob.body, file, digest, layer.size)
         tally.bytes += layer.size
@@ -144,7 +132,7 @@ const layerChain = (
       })
     const found = yield* lookupLayer({
       digest: layer.digest,
-      ref: name,
+      ref: source.name,
       annotations: layer.annotations ?? {},
       pools: opts.pools,
       meta,
@@ -160,7 +148,7 @@ const layerChain = (
       tally.linked++
       return { blobDigest: layer.digest, tocDigest: found.tocDigest } satisfies LayerKeys
     }
-    const facts = yield* pullLayer(ref, layer, tally)
+    const facts = yield* pullLayer(source, layer, tally)
     tally.pulled++
     return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
   }).pipe(Effect.mapError((e) => Object.assign(e as object, { layer: layer.digest })))
@@ -174,9 +162,8 @@ const storedFacts = (dir: string) =>
   ).pipe(Effect.map((j) => ({ tocDigest: j["toc-digest"] || undefined })))
 
 /** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
-const pullLayer = (ref: Reference, layer: ImageLayer, tally: Tally) =>
+const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
   Effect.scoped(Effect.gen(function*() {
-    const registry = yield* RegistryClient
     const store = yield* LayerStore
     const journal = yield* Journal
     const reporter = yield* Reporter
@@ -185,7 +172,7 @@ const pullLayer = (ref: Reference, layer: ImageLayer, tally: Tally) =>
     const diffDir = path.join(dir, "diff")
     yield* Effect.promise(() => fs.mkdir(diffDir))
     const t0 = yield* Clock.currentTimeMillis
-    const blob = yield* registry.blob(ref, layer.digest)
+    const blob = yield* source.blob(layer.digest)
     const result = yield* ingestLayer({
       source: blob.body,
       digest: layer.digest,
@@ -225,11 +212,8 @@ const pullLayer = (ref: Reference, layer: ImageLayer, tally: Tally) =>
     return facts
   }))
 
-/**
- * The `:ref` views podman will look in: the name as given, and the name pinned to the digest
- * the tag resolved to (podman pulling `name@digest` asks for that one).
- */
-const indexImage = (ref: Reference, name: string, image: ResolvedImage, keys: ReadonlyArray<LayerKeys>) =>
+/** The `:ref` views podman will look in, each naming every layer under all its keys. */
+const indexImage = (names: ReadonlyArray<string>, keys: ReadonlyArray<LayerKeys>) =>
   Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
@@ -237,10 +221,8 @@ const indexImage = (ref: Reference, name: string, image: ResolvedImage, keys: Re
       { key: k.blobDigest, blobDigest: k.blobDigest },
       ...(k.tocDigest ? [{ key: k.tocDigest, blobDigest: k.blobDigest }] : []),
     ])
-    const names = new Set([name, `${referenceName(ref)}@${image.indexDigest ?? image.manifestDigest}`, `${referenceName(ref)}@${image.manifestDigest}`])
-    for (const n of names) {
+    for (const n of new Set(names)) {
       yield* store.indexRef(n, entries)
       yield* journal.emit({ _tag: "RefIndexed", ref: n, layers: keys.map((k) => k.blobDigest) })
     }
   })
-
