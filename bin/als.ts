@@ -9,9 +9,8 @@ import { ExitCode, exitCode } from "../src/cli/exit.ts"
 import { runCli } from "../src/cli/Main.ts"
 import { describeFailure } from "../src/cli/render.ts"
 
-const argv = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
-  ? ["deno", "als", ...process.argv.slice(2)]
-  : process.argv
+const args = process.argv.slice(2).map((a) => (a === "--tls-verify" ? "--tls-verify=true" : a))
+const argv = ["als", "als", ...args]
 
 const program = runCli(argv).pipe(Effect.provide(NodeContext.layer))
 

@@ -28,9 +28,11 @@ const platform = Options.text("platform").pipe(
   Options.withDescription("os/arch[/variant] to pick from a multi-arch image (default: this host's)"),
   Options.optional,
 )
-export const tlsVerify = Options.boolean("tls-verify", { ifPresent: true, negationNames: [] }).pipe(
+// podman's spelling: --tls-verify[=true|false], default true (bin/ turns a bare flag into =true)
+export const tlsVerify = Options.choice("tls-verify", ["true", "false"]).pipe(
   Options.withDescription("require HTTPS with a verified certificate; --tls-verify=false allows plain HTTP"),
-  Options.withDefault(true),
+  Options.withDefault("true" as const),
+  Options.map((v) => v === "true"),
 )
 export const creds = Options.text("creds").pipe(
   Options.withDescription("USER[:PASSWORD] for the registry"),
@@ -66,6 +68,7 @@ export const pullCommand = Command.make(
       const store = yield* LayerStore
       const journal = yield* Journal
       yield* store.init()
+      yield* store.cleanStaging()
       const plat: Platform = yield* Option.match(a.platform, {
         onNone: () => Effect.succeed(hostPlatform(os.arch())),
         onSome: (p) =>

@@ -54,7 +54,8 @@ export const describeEvent = (ev: Event): string | undefined => {
 
 export const ReporterPlain = Layer.succeed(Reporter, {
   event: (e) => {
-    const line = describeEvent(e.event)
+    // the failure itself is printed once, at the edge, with what to do
+    const line = e.event._tag === "PullFailed" ? undefined : describeEvent(e.event)
     if (line) process.stderr.write(line + "\n")
   },
 })
@@ -108,7 +109,7 @@ export const ReporterTty = Layer.sync(Reporter, () => {
         }
         case "PullCompleted":
         case "PullFailed":
-          say(describeEvent(ev)!)
+          if (ev._tag === "PullCompleted") say(describeEvent(ev)!)
           layers.clear()
           drawn = 0
           return

@@ -8,7 +8,6 @@ const codeByTag: Record<string, number> = {
   UsageError: ExitCode.usage,
   RegistryError: ExitCode.registry,
   LayerRejected: ExitCode.layerRejected,
-  PullFailure: ExitCode.layerRejected,
   LayerIoError: ExitCode.store,
   StoreIoError: ExitCode.store,
   LogIoError: ExitCode.log,
@@ -17,6 +16,12 @@ const codeByTag: Record<string, number> = {
 }
 
 export const describeFailure = (e: unknown): { message: string; code: number } => {
+  // a layer's failure carries the underlying error: its kind decides the exit status
+  const wrapper = (e as { _tag?: string })?._tag
+  if (wrapper === "LayerFailure" || wrapper === "PullError") {
+    const inner = describeFailure((e as { cause: unknown }).cause)
+    return { message: (e as Error).message, code: inner.code }
+  }
   // @effect/cli has already printed help/usage for these
   if (ValidationError.isValidationError(e)) return { message: "", code: ExitCode.usage }
   const tag = (e as { _tag?: string })?._tag

@@ -88,7 +88,7 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
 
   const writeLocked = (
     payloads: ReadonlyArray<Buffer>,
-    envelopes: ReadonlyArray<EnvelopeFields>,
+    envelopes: ReadonlyArray<Envelope>,
     events: ReadonlyArray<Event>,
     time: number,
     workflow: string,
@@ -127,9 +127,7 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
       const payload = payloads[i]
       const hashAt = writeFrame(out, at, index, prev, payload)
       prev = out.subarray(hashAt, hashAt + 32)
-      const event = events[i]
-      const envelope: Envelope = { ...envelopes[i], v: EventVersions[event._tag] }
-      entries[i] = { offset: base + at, index, hash: out.toString("hex", hashAt, hashAt + 32), envelope, event }
+      entries[i] = { offset: base + at, index, hash: out.toString("hex", hashAt, hashAt + 32), envelope: envelopes[i], event: events[i] }
       at += frameSize(payload.length)
       index++
     }
@@ -154,17 +152,18 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
     if (events.length === 0) return [] as ReadonlyArray<LogEntry>
     const time = yield* Clock.currentTimeMillis
     const pid = process.pid
-    const envelopes = new Array<EnvelopeFields>(events.length)
+    const envelopes = new Array<Envelope>(events.length)
     const payloads = new Array<Buffer>(events.length)
     for (let i = 0; i < events.length; i++) {
-      const envelope = { id: ids.next(), time, host, pid, workflow }
-      const payload = encodePayload(envelope, events[i])
+      const event = events[i]
+      const envelope: Envelope = { id: ids.next(), time, host, pid, workflow, v: EventVersions[event._tag] }
+      const payload = encodePayload(envelope, event)
       if (payload.length > MAX_PAYLOAD) {
         return yield* new LogIoError({
           op: "append to",
           path: store.path,
           code: "EFBIG",
-          detail: `a ${events[i]._tag} event encodes to ${payload.length} bytes, more than the ${MAX_PAYLOAD} a frame may hold`,
+          detail: `a ${event._tag} event encodes to ${payload.length} bytes, more than the ${MAX_PAYLOAD} a frame may hold`,
         })
       }
       envelopes[i] = envelope

@@ -29,6 +29,21 @@ export interface StoredLayer {
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false)
 
+/** `<digest>.<host>.<pid>.<random>[.<kind>]`: who made a staging entry. */
+const parseStagingName = (name: string): { host: string; pid: number } | undefined => {
+  const m = /^sha(?:256|512)-[a-f0-9]+\.(.+)\.(\d+)\.[a-z0-9]+(?:\.[a-z]+)?$/.exec(name)
+  return m ? { host: m[1]!, pid: Number(m[2]) } : undefined
+}
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
 const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`
 
 export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
@@ -68,6 +83,39 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
         }),
         (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)),
       )
+
+    /** A path in staging for a single file (e.g. a blob fetched for a pool-linked layer). */
+    const stagingFile = (digest: Digest, kind: string) =>
+      io("create staging directory", paths.staging, async () => {
+        await fs.mkdir(paths.staging, { recursive: true })
+        return path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.${kind}`)
+      })
+
+    /**
+     * Removes what dead processes left in staging: names carry host and pid, so a process on
+     * this host that is gone is known for sure; another host's leftovers only once they are
+     * old (a live pull touches its files continuously).
+     */
+    const cleanStaging = Effect.fn("LayerStore.cleanStaging")(function*(otherHostAgeMs = 24 * 3600_000) {
+      const names = yield* io("read staging", paths.staging, () => fs.readdir(paths.staging).catch(() => [] as string[]))
+      const host = os.hostname()
+      const removed: string[] = []
+      for (const name of names) {
+        const owner = parseStagingName(name)
+        const p = path.join(paths.staging, name)
+        let dead: boolean
+        if (owner && owner.host === host) dead = !pidAlive(owner.pid)
+        else {
+          const st = yield* Effect.promise(() => fs.lstat(p).catch(() => undefined))
+          dead = st !== undefined && Date.now() - st.mtimeMs > otherHostAgeMs
+        }
+        if (dead) {
+          yield* io("clean staging", p, () => fs.rm(p, { recursive: true, force: true }))
+          removed.push(name)
+        }
+      }
+      return removed
+    })
 
     /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
     const putSymlink = (target: string, name: string) =>
@@ -185,6 +233,6 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
         .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
     })
 
-    return { paths, init, find, stage, commit, link, indexRef, list, putSymlink } as const
+    return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, list, putSymlink } as const
   }),
 }) {}

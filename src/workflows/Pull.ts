@@ -3,7 +3,7 @@
  * pull (download, verify, extract, commit). Layers run in parallel; every step is an event;
  * a failure is an event too, and leaves nothing half-made in the store.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Data, Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
@@ -19,6 +19,7 @@ import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
 import type { ImageSource, SourceImage, SourceLayer } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
+import { withLayerLock } from "../store/LayerLock.ts"
 
 export interface PullOptions {
   readonly platform: Platform
@@ -37,8 +38,23 @@ export const tocAnnotation = (annotations: Readonly<Record<string, string>> | un
   annotations?.[ZSTD_CHUNKED_TOC] ?? annotations?.[ESTARGZ_TOC]
 
 /** One line for the log and the user: a code for `als log --stats`, and the message. */
+/** A layer's failure, naming the layer (the cause says what went wrong). */
+export class LayerFailure extends Data.TaggedError("LayerFailure")<{ readonly layer: Digest; readonly cause: unknown }> {
+  override get message() {
+    return `layer ${this.layer}: ${(this.cause as Error)?.message ?? String(this.cause)}`
+  }
+}
+
+/** A pull that failed: which image, which layer, and the underlying error. */
+export class PullError extends Data.TaggedError("PullError")<{ readonly ref: string; readonly cause: unknown }> {
+  override get message() {
+    const m = (this.cause as Error)?.message ?? String(this.cause)
+    return m.includes(this.ref) ? m : `${this.ref}: ${m}`
+  }
+}
+
 export const failureReason = (e: unknown): FailureReason => {
-  const err = e as { _tag?: string; code?: string; message?: string }
+  const err = (e instanceof LayerFailure ? e.cause : e) as { _tag?: string; code?: string; message?: string }
   return {
     code: err?.code && err._tag !== "StoreIoError" ? err.code : err?._tag ?? "Unknown",
     message: err?.message ?? String(e),
@@ -98,10 +114,11 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
       journal.emit({
         _tag: "PullFailed",
         ref: name,
-        ...((e as { layer?: Digest }).layer ? { layer: (e as { layer?: Digest }).layer } : {}),
+        ...(e instanceof LayerFailure ? { layer: e.layer } : {}),
         reason: failureReason(e),
       }).pipe(Effect.ignore)
     ),
+    Effect.mapError((e) => new PullError({ ref: source.display, cause: e })),
   )
 })
 
@@ -125,7 +142,7 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
         const blob = yield* source.blob(digest)
-        const file = path.join(store.paths.staging, `${digest.replace(":", "-")}.${process.pid}.blob`)
+        const file = yield* store.stagingFile(digest, "blob")
         yield* saveBlob(blob.body, file, digest, layer.size)
         tally.bytes += layer.size
         return file
@@ -151,7 +168,11 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     const facts = yield* pullLayer(source, layer, tally)
     tally.pulled++
     return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
-  }).pipe(Effect.mapError((e) => Object.assign(e as object, { layer: layer.digest })))
+  }).pipe(
+    // one process per layer: others wait here, then find it committed
+    (chain) => Effect.flatMap(LayerStore, (store) => withLayerLock(store.paths.locks, layer.digest, chain)),
+    Effect.mapError((e) => new LayerFailure({ layer: layer.digest, cause: e })),
+  )
 
 const storedFacts = (dir: string) =>
   Effect.promise(() =>
