@@ -4,6 +4,7 @@ import { ALS_VERSION } from "../version.ts"
 import { initCommand } from "./InitCommand.ts"
 import { logCommand } from "./LogCommand.ts"
 import { lookupCommand } from "./LookupCommand.ts"
+import { lsCommand } from "./LsCommand.ts"
 import { pullCommand } from "./PullCommand.ts"
 
 export const als = Command.make("als").pipe(
@@ -12,7 +13,7 @@ export const als = Command.make("als").pipe(
       "that containers/storage uses without pulling them.\n\n" +
       "Exit status: 0 ok; 1 not found / problems found; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 6 log damaged.",
   ),
-  Command.withSubcommands([initCommand, pullCommand, lookupCommand, logCommand]),
+  Command.withSubcommands([initCommand, pullCommand, lookupCommand, lsCommand, logCommand]),
 )
 
 export const runCli = Command.run(als, { name: "als", version: ALS_VERSION })

@@ -1,0 +1,54 @@
+import { Command } from "@effect/cli"
+import { Console, Effect, HashMap, HashSet, Option } from "effect"
+import { EventLog } from "../events/EventLog.ts"
+import { ReporterSilent } from "../events/Journal.ts"
+import { evolve, initialState } from "../events/Projection.ts"
+import { storeLayer } from "../Layers.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import * as opt from "./options.ts"
+import { humanBytes } from "./Reporters.ts"
+
+export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, (a) =>
+  Effect.gen(function*() {
+    const store = yield* LayerStore
+    const log = yield* EventLog
+    const onDisk = yield* store.list()
+    const state = yield* log.fold(initialState, evolve)
+    const rows = onDisk.map((l) => {
+      const rec = Option.getOrUndefined(HashMap.get(state.layers, l.digest))
+      return {
+        digest: l.digest,
+        source: rec?.source ?? (l.linkedTo ? "link" : "unknown"),
+        pool: rec?.pool,
+        linkedTo: l.linkedTo,
+        blobSize: l.facts.blobSize ?? rec?.blobSize,
+        diffSize: l.facts.diffSize ?? rec?.diffSize,
+        diffId: l.facts.diffId ?? rec?.diffId,
+        tocDigest: l.facts.tocDigest ?? rec?.tocDigest,
+        complete: l.complete,
+        aliases: l.aliases,
+        refs: [...new Set([...l.refs, ...(rec ? HashSet.toValues(rec.refs) : [])])].sort(),
+      }
+    })
+    if (a.json) {
+      for (const r of rows) yield* Console.log(JSON.stringify(r))
+      return
+    }
+    const table = [["LAYER", "SOURCE", "SIZE", "REFS"]]
+    for (const r of rows) {
+      table.push([
+        r.digest.slice(0, 19) + (r.complete ? "" : " (incomplete)"),
+        r.source === "link" ? `linked ${r.pool ?? r.linkedTo ?? ""}` : r.source === "pull" ? "pulled" : "not in log",
+        r.blobSize === undefined ? "?" : humanBytes(r.blobSize),
+        r.refs.join(", "),
+      ])
+    }
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)))
+    for (const row of table) yield* Console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())
+    yield* Console.log(`\n${rows.length} layers in ${store.paths.root}`)
+  }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))).pipe(
+    Command.withDescription(
+      "List stored layers: digest, source (pulled, or linked from which pool), size, and the refs that name it.\n" +
+        "Example: als ls --root /var/lib/als --json",
+    ),
+  )
