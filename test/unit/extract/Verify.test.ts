@@ -247,6 +247,47 @@ describe("media types and compression sniffing", () => {
   })
 })
 
+describe("interruption", () => {
+  test("interrupting the Effect stops reading the source and releases the files", async () => {
+    await withSandbox(async (box) => {
+      const blob = layerBlob(tar, "none")
+      let pulls = 0
+      let closed = false
+      async function* slow() {
+        try {
+          for (;;) {
+            pulls++
+            await new Promise((r) => setTimeout(r, 5))
+            yield new Uint8Array(512)
+          }
+        } finally {
+          closed = true
+        }
+      }
+      const r = await Effect.runPromise(
+        ingestLayer({
+          source: slow(),
+          digest: blob.digest,
+          size: 1 << 30,
+          mediaType: blob.mediaType,
+          diffId: blob.diffId,
+          annotations: {},
+          blobPath: box.blobPath,
+          diffDir: box.diffDir,
+        }).pipe(Effect.provideService(Syscalls, sys), Effect.timeout("100 millis"), Effect.either),
+      )
+      expect(Either.isLeft(r) && r.left._tag).toBe("TimeoutException")
+      await new Promise((r) => setTimeout(r, 50))
+      const after = pulls
+      await new Promise((r) => setTimeout(r, 100))
+      expect(pulls).toBe(after)
+      expect(closed).toBe(true)
+      // the staging dir can be deleted: nothing holds it
+      fs.rmSync(box.diffDir, { recursive: true })
+    })
+  })
+})
+
 describe("local failures", () => {
   let mnt = ""
   beforeAll(() => {
