@@ -13,6 +13,6 @@ export const storeLayer = (root: string, reporter: Layer.Layer<Reporter>) => {
   const config = storeConfig(root)
   const log = EventLogFile(root).pipe(Layer.provide(IdsLive))
   const journal = Journal.Default.pipe(Layer.provide(Layer.mergeAll(log, reporter, IdsLive)))
-  const store = LayerStore.Default.pipe(Layer.provide(config))
+  const store = LayerStore.Default.pipe(Layer.provide(Layer.merge(config, SyscallsLive)))
   return Layer.mergeAll(config, log, journal, store, IdsLive, SyscallsLive, reporter)
 }

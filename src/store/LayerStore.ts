@@ -14,6 +14,7 @@ import { isDigest, type Digest } from "../domain/Digest.ts"
 import { type LayerFacts, parseLayerInfo, renderLayerInfo } from "../domain/LayerInfo.ts"
 import { decodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import { ioError, StoreIoError } from "./errors.ts"
+import { Syscalls } from "../sys/Syscalls.ts"
 import { StoreConfig } from "./StoreConfig.ts"
 
 export interface StoredLayer {
@@ -49,6 +50,7 @@ const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toSt
 export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
   effect: Effect.gen(function*() {
     const { paths } = yield* StoreConfig
+    const sys = yield* Syscalls
 
     const io = <A>(op: string, p: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: ioError(op, p) })
@@ -149,6 +151,9 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
      */
     const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts) {
       yield* writeInfo(stagingDir, facts)
+      // Durable before visible: after a crash or power loss a committed layer is whole.
+      // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
+      yield* Effect.try({ try: () => sys.syncfs(stagingDir), catch: ioError("sync", stagingDir) })
       const dest = paths.layer(facts.blobDigest)
       const moved = yield* io("commit layer", dest, () =>
         fs.rename(stagingDir, dest).then(

@@ -17,6 +17,9 @@ export const make = (): SyscallsApi => {
       args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32],
       returns: FFIType.i32,
     },
+    open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   })
   const errno = () => read.i32(c.__errno_location()!, 0)
@@ -25,6 +28,8 @@ export const make = (): SyscallsApi => {
     throw new SysError(call, path, e, errnoName(e))
   }
   const AT_FDCWD = -100
+  const O_RDONLY = 0
+  const O_CLOEXEC = 0o2000000
   return {
     runtime: "bun",
     mknod: (path, mode, major, minor) => {
@@ -61,6 +66,14 @@ export const make = (): SyscallsApi => {
         if (e === ERANGE && size < 1 << 20) { size *= 4; continue }
         throw new SysError("llistxattr", path, e, errnoName(e))
       }
+    },
+    syncfs: (path) => {
+      const fd = c.open(ptr(cstr(path)), O_RDONLY | O_CLOEXEC)
+      if (fd < 0) fail("open", path)
+      const rc = c.syncfs(fd)
+      const e = rc === 0 ? 0 : errno()
+      c.close(fd)
+      if (rc !== 0) throw new SysError("syncfs", path, e, errnoName(e))
     },
     renameat2: (from, to, flags) => {
       if (c.renameat2(AT_FDCWD, ptr(cstr(from)), AT_FDCWD, ptr(cstr(to)), flags) !== 0) {

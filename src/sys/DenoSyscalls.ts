@@ -15,6 +15,9 @@ export const make = (): SyscallsApi => {
     lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
     llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
     renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    syncfs: { parameters: ["i32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   })
   const c = lib.symbols
@@ -24,6 +27,8 @@ export const make = (): SyscallsApi => {
     throw new SysError(call, path, e, errnoName(e))
   }
   const AT_FDCWD = -100
+  const O_RDONLY = 0
+  const O_CLOEXEC = 0o2000000
   return {
     runtime: "deno",
     mknod: (path, mode, major, minor) => {
@@ -59,6 +64,14 @@ export const make = (): SyscallsApi => {
         if (e === ERANGE && size < 1 << 20) { size *= 4; continue }
         throw new SysError("llistxattr", path, e, errnoName(e))
       }
+    },
+    syncfs: (path) => {
+      const fd = c.open(cstr(path), O_RDONLY | O_CLOEXEC)
+      if (fd < 0) fail("open", path)
+      const rc = c.syncfs(fd)
+      const e = rc === 0 ? 0 : errno()
+      c.close(fd)
+      if (rc !== 0) throw new SysError("syncfs", path, e, errnoName(e))
     },
     renameat2: (from, to, flags) => {
       if (c.renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags) !== 0) {

@@ -38,6 +38,8 @@ export interface SyscallsApi {
   readonly lgetxattr: (path: string, name: string) => Uint8Array | undefined
   /** llistxattr(2). */
   readonly llistxattr: (path: string) => ReadonlyArray<string>
+  /** syncfs(2) on the filesystem holding `path`: one call makes a whole extracted tree durable. */
+  readonly syncfs: (path: string) => void
   /** renameat2(AT_FDCWD, from, AT_FDCWD, to, flags). */
   readonly renameat2: (from: string, to: string, flags: number) => void
 }
