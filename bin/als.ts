@@ -14,17 +14,18 @@ const argv = ["als", "als", ...args]
 
 const program = runCli(argv).pipe(Effect.provide(NodeContext.layer))
 
-const exit = await Effect.runPromiseExit(program)
-if (Exit.isSuccess(exit)) {
-  process.exit(exitCode())
+const finish = (exit: Exit.Exit<unknown, unknown>): never => {
+  if (Exit.isSuccess(exit)) return process.exit(exitCode())
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const { message, code } = describeFailure(failure.value)
+    if (message) process.stderr.write(`als: ${message}\n`)
+    return process.exit(code)
+  }
+  if (Cause.isInterruptedOnly(exit.cause)) return process.exit(ExitCode.interrupted)
+  process.stderr.write(`als: internal error (please report it):\n${Cause.pretty(exit.cause)}\n`)
+  return process.exit(ExitCode.internal)
 }
-const failure = Cause.failureOption(exit.cause)
-if (Option.isSome(failure)) {
-  const { message, code } = describeFailure(failure.value)
-  if (message) process.stderr.write(`als: ${message}\n`)
-  process.exit(code)
-}
-if (Cause.isInterruptedOnly(exit.cause)) process.exit(130)
-process.stderr.write(`als: internal error (please report it):\n${Cause.pretty(exit.cause)}\n`)
-process.exit(70)
-void ExitCode
+
+// no top-level await: the compiled binary is built with --bytecode, which needs a plain script
+void Effect.runPromiseExit(program).then(finish)

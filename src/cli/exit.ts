@@ -10,6 +10,8 @@ export const ExitCode = {
   layerRejected: 4,
   store: 5,
   log: 6,
+  internal: 70,
+  interrupted: 130,
 } as const
 
 let code = 0
