@@ -1,5 +1,7 @@
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
@@ -17,10 +19,12 @@ export const storageConfLines = (root: string) => [
 
 export const initCommand = Command.make("init", { root: opt.root }, ({ root }) => {
   const dir = opt.resolveRoot(root)
+  // decided before the log is opened: opening it creates <root>/.als
+  const fresh = !fs.existsSync(path.join(dir, ".als", "log"))
   return Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
-    const fresh = yield* store.init()
+    yield* store.init()
     if (fresh) yield* journal.emit({ _tag: "StoreInitialized", root: store.paths.root, alsVersion: ALS_VERSION })
     yield* Console.log(`${fresh ? "Created" : "Already a store:"} ${store.paths.root}\n`)
     yield* Console.log(storageConfLines(store.paths.root).join("\n"))

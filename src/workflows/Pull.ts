@@ -41,7 +41,8 @@ export const tocAnnotation = (annotations: Readonly<Record<string, string>> | un
 /** A layer's failure, naming the layer (the cause says what went wrong). */
 export class LayerFailure extends Data.TaggedError("LayerFailure")<{ readonly layer: Digest; readonly cause: unknown }> {
   override get message() {
-    return `layer ${this.layer}: ${(this.cause as Error)?.message ?? String(this.cause)}`
+    const m = (this.cause as Error)?.message ?? String(this.cause)
+    return m.includes(this.layer) ? m : `layer ${this.layer}: ${m}`
   }
 }
 
