@@ -1,19 +1,78 @@
 /** The command tree. Each command lives in its own thin file. */
 import { Command } from "@effect/cli"
 import { ALS_VERSION } from "../version.ts"
+import { completionCommand } from "./CompletionCommand.ts"
+import { doctorCommand } from "./DoctorCommand.ts"
 import { initCommand } from "./InitCommand.ts"
 import { logCommand } from "./LogCommand.ts"
 import { lookupCommand } from "./LookupCommand.ts"
 import { lsCommand } from "./LsCommand.ts"
 import { pullCommand } from "./PullCommand.ts"
+import { replayCommand } from "./ReplayCommand.ts"
+
+/**
+ * `als --help` lists the commands by task. @effect/cli renders subcommands as one flat list,
+ * so the root description carries the groups; a registered command missing here is listed
+ * under "Other" all the same.
+ */
+const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string]>]> = [
+  ["Getting layers", [
+    ["pull", "put every layer of an image in the store: registry, oci:DIR, docker-archive:FILE"],
+    ["lookup", "find one layer: in the store, else linked from a pool (exit 1: not found)"],
+  ]],
+  ["Inspecting", [
+    ["ls", "stored layers: digest, source, size, the images that name them"],
+    ["log", "the audit log, event by event (--json for NDJSON)"],
+    ["audit", "check the log and the store against each other"],
+  ]],
+  ["Maintenance", [
+    ["gc", "remove layers that no image needs any more"],
+    ["doctor", "check that podman can use the store, and say how to fix what is wrong"],
+    ["init", "create a store and print the storage.conf line for podman"],
+  ]],
+  ["Other", [
+    ["completion", "print a shell completion script (bash, zsh, fish)"],
+    ["replay", "run a recorded pull again offline and compare"],
+  ]],
+]
+
+const commandList = (registered: ReadonlySet<string>): string => {
+  const known = new Set(groups.flatMap(([, cs]) => cs.map(([n]) => n)))
+  const width = Math.max(...[...registered].map((n) => n.length))
+  const section = (title: string, cs: ReadonlyArray<readonly [string, string]>) =>
+    cs.length === 0 ? [] : [`${title}:`, ...cs.map(([n, what]) => `  ${n.padEnd(width)}  ${what}`.trimEnd())]
+  return groups
+    .map(([title, cs]) => {
+      const present = cs.filter(([n]) => registered.has(n))
+      const stray = title === "Other" ? [...registered].filter((n) => !known.has(n)).map((n) => [n, ""] as const) : []
+      return section(title, [...present, ...stray]).join("\n")
+    })
+    .filter((s) => s !== "")
+    .join("\n\n")
+}
+
+const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, replayCommand, doctorCommand] as const
+
+const rootDescription = (names: ReadonlySet<string>) =>
+  "An Additional Layer Store for podman, buildah and CRI-O: fills a store directory with image layers\n" +
+  "that containers/storage uses without pulling them.\n\n" +
+  `${commandList(names)}\n\n` +
+  "Start with: als doctor (is this machine ready?), then als pull IMAGE, then point podman at the store\n" +
+  "(als init prints the storage.conf line). Every command takes --root DIR and has --help with an example.\n\n" +
+  "Exit status: 0 ok; 1 not found / problems found; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 6 log damaged."
+
+const names = new Set<string>([
+  ...subcommands.flatMap((c) => [...Command.getNames(c as Command.Command<string, unknown, unknown, unknown>)]),
+  "completion",
+])
+
+// the completion command completes the whole tree, itself included: it gets it lazily
+let tree: Command.Command<string, unknown, unknown, unknown> | undefined
 
 export const als = Command.make("als").pipe(
-  Command.withDescription(
-    "An Additional Layer Store for podman, buildah and CRI-O: fills a store directory with image layers\n" +
-      "that containers/storage uses without pulling them.\n\n" +
-      "Exit status: 0 ok; 1 not found / problems found; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 6 log damaged.",
-  ),
-  Command.withSubcommands([initCommand, pullCommand, lookupCommand, lsCommand, logCommand]),
+  Command.withDescription(rootDescription(names)),
+  Command.withSubcommands([...subcommands, completionCommand(() => tree!)]),
 )
+tree = als as Command.Command<string, unknown, unknown, unknown>
 
 export const runCli = Command.run(als, { name: "als", version: ALS_VERSION })

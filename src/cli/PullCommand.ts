@@ -10,15 +10,26 @@ import { RegistryClient } from "../registry/RegistryClient.ts"
 import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfig.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { LayerStore } from "../store/LayerStore.ts"
-import { registrySource } from "../workflows/ImageSource.ts"
+import { imageSourceFor } from "../sources/Sources.ts"
 import { pullImage } from "../workflows/Pull.ts"
+import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
 import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
 import { UsageError } from "./UsageError.ts"
 
 const refs = Args.text({ name: "REF" }).pipe(
-  Args.withDescription("image reference, as podman takes it (alpine, quay.io/x/y:tag, name@sha256:…)"),
+  Args.withDescription(
+    "image reference, as podman takes it (alpine, quay.io/x/y:tag, name@sha256:…), or a local image: " +
+      "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG|:@N]",
+  ),
   Args.atLeast(1),
+)
+const name = Options.text("name").pipe(
+  Options.withDescription(
+    "for a local image: the registry name podman will pull it as, which its layers are recorded under " +
+      "(default: the image's own full name, else podman's name for it)",
+  ),
+  Options.optional,
 )
 const pool = Options.text("pool").pipe(
   Options.withDescription("a pool to probe after <root>/.pool: an ALS store or a CVMFS-style tree; repeatable"),
@@ -42,16 +53,23 @@ export const authfile = Options.text("authfile").pipe(
   Options.withDescription("auth.json to read (default: podman's search order)"),
   Options.optional,
 )
+const record = Options.text("record").pipe(
+  Options.withDescription("also write what the pull took from outside (registry exchanges, clock, ids) and the events into DIR, for `als replay DIR`"),
+  Options.optional,
+)
 const jobs = Options.integer("jobs").pipe(
   Options.withDescription("layers fetched at once"),
   Options.withDefault(4),
 )
 
 /** The registry client as the flags ask for it. */
-export const registryLayer = (a: { tlsVerify: boolean; creds: Option.Option<string>; authfile: Option.Option<string> }) =>
+export const registryLayer = (
+  a: { tlsVerify: boolean; creds: Option.Option<string>; authfile: Option.Option<string> },
+  transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
+) =>
   RegistryClient.Default.pipe(
     Layer.provide(Layer.mergeAll(
-      RegistryTransport.Live,
+      transport,
       Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile) }),
       Layer.succeed(RegistryConfig, { ...defaultRegistryConfig, tlsVerify: a.tlsVerify }),
     )),
@@ -62,8 +80,11 @@ const reporterFor = (json: boolean) =>
 
 export const pullCommand = Command.make(
   "pull",
-  { refs, pool, platform, tlsVerify, creds, authfile, jobs, root: opt.root, json: opt.json },
+  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, record, root: opt.root, json: opt.json },
   (a) =>
+    withRecording(a.record, {
+      root: opt.resolveRoot(a.root), refs: a.refs, platform: a.platform, jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: a.json,
+    }, (seams) =>
     Effect.gen(function*() {
       const store = yield* LayerStore
       const journal = yield* Journal
@@ -81,9 +102,18 @@ export const pullCommand = Command.make(
         { kind: "seed" as const, dir: store.paths.pool },
         ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
       ]
+      if (Option.isSome(a.name) && a.refs.length > 1) {
+        return yield* new UsageError({ message: "--name names one image: pull the local images one at a time" })
+      }
       for (const r of a.refs) {
-        const source = yield* registrySource(r)
-        yield* journal.workflow(pullImage(source, { platform: plat, pools, jobs: a.jobs }))
+        const chosen = yield* imageSourceFor(r, { name: Option.getOrUndefined(a.name), platform: plat })
+        yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
+        if (chosen.recorded && !a.json) {
+          yield* Console.error(
+            `recorded as ${chosen.recorded.name} (from ${chosen.recorded.origin}); podman takes these layers from the store ` +
+              `when it pulls ${chosen.recorded.name} from a registry (pass --name to choose the name)`,
+          )
+        }
       }
       if (!a.json && a.refs.length > 0) {
         yield* Console.error(
@@ -93,10 +123,10 @@ export const pullCommand = Command.make(
       }
     }).pipe(
       Effect.provide(Layer.merge(
-        storeLayer(opt.resolveRoot(a.root), reporterFor(a.json)),
-        registryLayer(a),
+        storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json)), seams.ids),
+        registryLayer(a, seams.transport),
       )),
-    ),
+    )),
 ).pipe(Command.withDescription(
   "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n" +
     "Example: als pull --root /var/lib/als --tls-verify=false 127.0.0.1:5000/test/app:1",

@@ -17,12 +17,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
-import { Chunk, Clock, Context, Effect, Layer, Option, Stream } from "effect"
-import type { Envelope, Event } from "./Events.ts"
-import { EventVersions } from "./Events.ts"
+import { Chunk, Clock, Context, Effect, Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { type Envelope, Event, EventVersions } from "./Events.ts"
 import { Ids } from "./Ids.ts"
 import { isLogError, type LogError, logIoError, LogIoError } from "./LogErrors.ts"
-import { FILE_HEADER, frameSize, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
+import { FILE_HEADER, FRAME_OVERHEAD, frameSize, hashHex, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
 import { defaultLockOptions, type LockOptions, withFileLock } from "./LogLock.ts"
 import {
   FrameReader,
@@ -82,6 +81,18 @@ const attempt = <A>(f: () => A): Effect.Effect<A, LogError> =>
 
 const host = os.hostname()
 
+// Checked once, here, where events enter the log: readers can then trust what a valid frame
+// holds (Payload.ts decodes it without a schema on the fold path). Typed callers cannot fail
+// this, so a failure is a defect, not an expected error.
+const isEvent = Schema.is(Event)
+const invalidEvent = (event: unknown, i: number): Error => {
+  const why = Either.match(Schema.validateEither(Event)(event), {
+    onLeft: (e) => ParseResult.TreeFormatter.formatErrorSync(e),
+    onRight: () => "",
+  })
+  return new Error(`EventLog.append: event ${i} does not match the Event schema: ${why}`)
+}
+
 const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: Locker, sync: boolean): EventLogApi => {
   // The tail this process saw last: later appends check only what was added since.
   let known: Tail | undefined
@@ -100,7 +111,8 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
     let repair: { payload: Buffer; envelope: EnvelopeFields; event: Event } | undefined
     if (state.kind === "torn") {
       const droppedBytes = size - tail.end
-      store.keepCut(tail.end, readAt(store, tail.end, droppedBytes))
+      // at most one frame's worth: a torn tail is one cut-short frame (or zeros)
+      store.keepCut(tail.end, readAt(store, tail.end, Math.min(droppedBytes, FRAME_OVERHEAD + MAX_PAYLOAD)))
       store.truncate(tail.end)
       const event: Event = { _tag: "LogRepaired", cutAt: tail.end, droppedBytes }
       const envelope = { id: ids.next(), time, host, pid: process.pid, workflow }
@@ -127,7 +139,7 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
       const payload = payloads[i]
       const hashAt = writeFrame(out, at, index, prev, payload)
       prev = out.subarray(hashAt, hashAt + 32)
-      entries[i] = { offset: base + at, index, hash: out.toString("hex", hashAt, hashAt + 32), envelope: envelopes[i], event: events[i] }
+      entries[i] = { offset: base + at, index, hash: hashHex(out, hashAt), envelope: envelopes[i], event: events[i] }
       at += frameSize(payload.length)
       index++
     }
@@ -156,6 +168,7 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
     const payloads = new Array<Buffer>(events.length)
     for (let i = 0; i < events.length; i++) {
       const event = events[i]
+      if (!isEvent(event)) return yield* Effect.die(invalidEvent(event, i))
       const envelope: Envelope = { id: ids.next(), time, host, pid, workflow, v: EventVersions[event._tag] }
       const payload = encodePayload(envelope, event)
       if (payload.length > MAX_PAYLOAD) {
@@ -233,7 +246,7 @@ export const EventLogFile = (root: string, opts?: EventLogOptions): Layer.Layer<
           try {
             fs.mkdirSync(dir, { recursive: true })
           } catch (e) {
-            throw logIoError("create", dir, e)
+            if (!fs.existsSync(dir)) throw logIoError("create", dir, e) // else: a read-only store
           }
           return FileStore.open(file)
         }),

@@ -25,7 +25,7 @@ const utf8: Slice =
     ? (b, s, e) => (b as unknown as { utf8Slice(s: number, e: number): string }).utf8Slice(s, e)
     : (b, s, e) => b.toString("utf8", s, e)
 
-// Interned short strings: a 4096-slot table keyed by an FNV-1a hash of the bytes, checked
+// Interned short strings: a 4096-slot table keyed by the length and a few bytes, checked
 // byte by byte on a hit. Reusing the same string instance also makes property keys cheap.
 const SLOTS = 4096
 const slotString: Array<string | undefined> = new Array(SLOTS)
@@ -38,9 +38,10 @@ const str = (len: number): string => {
   if (e > end) throw unsupported
   pos = e
   if (len > INTERN_MAX) return utf8(src, s, e)
-  let h = 0x811c9dc5 ^ len
-  for (let i = s; i < e; i++) h = Math.imul(h ^ src[i], 16777619)
-  const slot = (h >>> 0) & (SLOTS - 1)
+  if (len === 0) return ""
+  // O(1) slot: length and three sample bytes (keys and tags differ in at least one of them
+  // almost always; a collision only costs a decode).
+  const slot = (len * 0x9e37 + src[s] * 0x3b + src[e - 1] * 0x6f1 + src[s + (len >> 1)] * 0x1d) & (SLOTS - 1)
   const bytes = slotBytes[slot]
   if (bytes !== undefined && bytes.length === len) {
     let same = true

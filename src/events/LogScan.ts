@@ -2,11 +2,11 @@
  * Reading a log's bytes (LogFormat.ts) out of a ByteStore: the chunked frame reader behind
  * `stream` and `fold`, the full scan behind `verify`, and finding the tail for `append`.
  *
- * One rule decides between a torn tail and damage, everywhere (`classifyTail`): bytes after
- * the last good frame are a torn tail when they are a cut-short frame, one complete frame
- * that fails its own checksum, or zeros (what a crash mid-append leaves). Anything else,
- * in particular an intact frame that does not chain or any data after a bad frame, is damage:
- * it is reported with its offset and never cut.
+ * One rule decides between a torn tail and damage, everywhere (`classifyTail`): bad bytes
+ * are a torn tail when no intact frame follows them and they are a cut-short frame, one
+ * complete frame that fails its own checksum, or zeros (what a crash mid-append leaves).
+ * Anything else, in particular an intact frame that does not chain or any intact frame after
+ * a bad one, is damage: it is reported with its offset and never cut.
  *
  * Plain imperative code over Buffers (the hot loop of every fold); it throws LogError values,
  * which EventLog.ts turns into Effect failures at the boundary.
@@ -22,6 +22,7 @@ import {
   FRAME_OVERHEAD,
   frameHashOk,
   GENESIS,
+  hashHex,
   HEAD_MAGIC,
   HEAD_MAGIC_BYTES,
   HEADER_SIZE,
@@ -139,6 +140,9 @@ const allZeros = (store: ByteStore, from: number, size: number): boolean => {
 export const classifyTail = (store: ByteStore, from: number, size: number): TailClass => {
   const n = size - from
   if (n <= 0) return { torn: true, kind: "truncated", problem: "nothing after the last frame" }
+  // Whatever the first bytes look like (a damaged length can make a frame seem to run past
+  // the end), an intact frame further on means this is not the end of the log.
+  if (searchBack(store, from + 1, size, false) !== undefined) return { torn: false }
   const head = readAt(store, from, Math.min(n, FRAME_HEAD))
   const magicOk = head.length >= 4 ? head.readUInt32LE(0) === HEAD_MAGIC : bytesEqual(head, 0, HEAD_MAGIC_BYTES, 0, head.length)
   if (magicOk) {
@@ -185,6 +189,8 @@ export class FrameReader {
     return { end: this.pos, hash: Buffer.from(this.prev), nextIndex: this.index }
   }
 
+  private retries = 0
+
   /** Checks the next frame and moves past it; false at the end (clean or torn). Throws LogCorrupt. */
   advance(): boolean {
     const pos = this.pos
@@ -217,6 +223,7 @@ export class FrameReader {
       return this.damage("chain", "the frame does not link to the one before it: a frame before it was changed, removed or reordered")
     }
     buf.copy(this.prev, 0, hashAt, hashAt + 32)
+    this.retries = 0
     this.at = at
     this.len = len
     this.offset = pos
@@ -237,14 +244,16 @@ export class FrameReader {
     return {
       offset: this.offset,
       index: this.index - 1,
-      hash: buf.toString("hex", start + this.len, start + this.len + 32),
+      hash: hashHex(buf, start + this.len),
       envelope: decoded.envelope,
       event: decoded.event,
     }
   }
 
-  private damage(kind: ProblemKind, problem: string): false {
+  private damage(kind: ProblemKind, problem: string): boolean {
     const size = this.store.size()
+    // A frame cut short at the end we read may just have been completed by an appender.
+    if (kind === "truncated" && size > this.win.start + this.win.len && this.retries++ < 8) return this.advance()
     const cls = classifyTail(this.store, this.pos, size)
     if (cls.torn) {
       this.torn = { offset: this.pos, index: this.index, bytes: size - this.pos, kind: cls.kind, problem: cls.problem }
@@ -282,7 +291,7 @@ export const startAt = (store: ByteStore, fromOffset: number | undefined): Posit
  * The frame that ends at `end`, if there is one whose checksum holds and (with `linked`) that
  * links to the frame before it: the O(1) check of a log's tail. A few small reads.
  */
-export const frameEndingAt = (store: ByteStore, end: number, linked = true): Tail | undefined => {
+export const frameEndingAt = (store: ByteStore, end: number, linked = true): (Tail & { readonly start: number }) | undefined => {
   if (end < HEADER_SIZE + FRAME_OVERHEAD) return undefined
   const trailer = readAt(store, end - 40, 40)
   if (trailer.length < 40 || trailer.readUInt32LE(36) !== TAIL_MAGIC) return undefined
@@ -305,26 +314,37 @@ export const frameEndingAt = (store: ByteStore, end: number, linked = true): Tai
       if (beforeHead.readUInt32LE(0) !== HEAD_MAGIC || readIndex(beforeHead, 0) !== index - 1) return undefined
     }
   }
-  return { end, hash: Buffer.from(frame.subarray(FRAME_HEAD + len, FRAME_HEAD + len + 32)), nextIndex: index + 1 }
+  return { end, start, hash: Buffer.from(frame.subarray(FRAME_HEAD + len, FRAME_HEAD + len + 32)), nextIndex: index + 1 }
 }
 
-/** The last good, linked frame before `size`, searching back for frame end markers. */
-export const lastGoodTail = (store: ByteStore, size: number): Tail => {
+/**
+ * The last frame that ends at or before `size` and starts at or after `from` whose checksum
+ * holds (and, with `linked`, that links to the frame before it), searching back for frame end
+ * markers. Costs a read of the bytes between that frame and `size`.
+ */
+const searchBack = (store: ByteStore, from: number, size: number, linked: boolean): Tail | undefined => {
+  const floor = Math.max(from, HEADER_SIZE)
   let hi = size
-  while (hi - HEADER_SIZE >= FRAME_OVERHEAD) {
-    const lo = Math.max(HEADER_SIZE, hi - CHUNK)
+  while (hi - floor >= FRAME_OVERHEAD) {
+    const lo = Math.max(floor, hi - CHUNK)
     const view = readAt(store, lo, hi - lo)
     let i = view.length >= 4 ? view.lastIndexOf(TAIL_MAGIC_BYTES, view.length - 4) : -1
     while (i >= 0) {
-      const tail = frameEndingAt(store, lo + i + 4)
-      if (tail !== undefined) return tail
+      const end = lo + i + 4
+      if (end - floor < FRAME_OVERHEAD) return undefined
+      const tail = frameEndingAt(store, end, linked)
+      if (tail !== undefined && tail.start >= floor) return tail
       i = i > 0 ? view.lastIndexOf(TAIL_MAGIC_BYTES, i - 1) : -1
     }
-    if (lo === HEADER_SIZE) break
+    if (lo === floor) break
     hi = lo + 3 // a marker may straddle the window's start
   }
-  return emptyTail(HEADER_SIZE)
+  return undefined
 }
+
+/** The last good, linked frame before `size`, or the empty log's tail. */
+export const lastGoodTail = (store: ByteStore, size: number): Tail =>
+  searchBack(store, HEADER_SIZE, size, true) ?? emptyTail(HEADER_SIZE)
 
 export type TailState =
   | { readonly kind: "ok"; readonly tail: Tail }

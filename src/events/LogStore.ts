@@ -34,14 +34,26 @@ export const readAt = (store: ByteStore, position: number, len: number): Buffer 
   return got === len ? out : out.subarray(0, got)
 }
 
-/** An open log file. `a+`: every write lands at the current end, whatever others did. */
+/**
+ * An open log file. `a+`: every write lands at the current end, whatever others did. A log we
+ * may not write (another store's, on a read-only mount) is opened for reading only; appending
+ * to it then fails with the original reason.
+ */
 export class FileStore implements ByteStore {
-  private constructor(readonly path: string, private readonly fd: number) {}
+  private constructor(readonly path: string, private readonly fd: number, private readonly readOnly?: unknown) {}
 
   static open(path: string): FileStore {
     try {
       return new FileStore(path, fs.openSync(path, "a+", 0o644))
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code
+      if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
+        try {
+          return new FileStore(path, fs.openSync(path, "r"), e)
+        } catch {
+          // report the first failure
+        }
+      }
       throw logIoError("open", path, e)
     }
   }
@@ -71,6 +83,7 @@ export class FileStore implements ByteStore {
   }
 
   append(data: Buffer): void {
+    if (this.readOnly !== undefined) throw logIoError("append to", this.path, this.readOnly)
     try {
       let done = 0
       while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done)

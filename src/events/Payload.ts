@@ -6,8 +6,8 @@
  * Two decoders:
  * - `decodeFast` (stream, fold): FastUnpack plus cheap checks of the envelope and of the tag and
  *   version, then upcasting. It trusts the fields inside `d`: the frame's sha256 has already
- *   proved that these are the bytes `append` wrote, and `append` only takes typed events.
- *   A full Schema decode costs several µs per event, more than the whole fold budget.
+ *   proved that these are the bytes `append` wrote, and `append` checks every event against
+ *   the schema. A full Schema decode costs several µs per event, more than the fold budget.
  * - `decodeStrict` (verify, i.e. `als audit`): msgpackr's Unpackr (an independent decoder) and a
  *   full Schema decode of envelope and event, so drift between writer and schema is found.
  */

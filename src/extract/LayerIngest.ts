@@ -79,18 +79,32 @@ export interface IngestResult {
  * On failure, `diffDir` and `blobPath` may hold partial content: the caller deletes its staging
  * directory (nothing is ever written outside `diffDir` and `blobPath`).
  */
-export const ingestLayer: (input: IngestInput) => Effect.Effect<IngestResult, LayerRejected | LayerIoError, Syscalls> =
-  Effect.fn("LayerIngest.ingestLayer")(function*(input: IngestInput) {
-    const sys = yield* Syscalls
-    return yield* Effect.tryPromise({
-      try: (signal) => runIngest(input, sys, signal),
-      catch: (e) => e,
-    }).pipe(
-      Effect.catchAll((e) =>
-        e instanceof LayerRejected || e instanceof LayerIoError ? Effect.fail(e) : Effect.die(e)
-      ),
-    )
-  })
+export const ingestLayer: (
+  input: IngestInput,
+) => Effect.Effect<IngestResult, LayerRejected | LayerIoError | SourceFailure, Syscalls> = Effect.fn(
+  "LayerIngest.ingestLayer",
+)(function*(input: IngestInput) {
+  const sys = yield* Syscalls
+  return yield* Effect.tryPromise({
+    try: (signal) => runIngest(input, sys, signal),
+    catch: (e) => e,
+  }).pipe(
+    Effect.catchAll((e) =>
+      e instanceof LayerRejected || e instanceof LayerIoError
+        ? Effect.fail(e)
+        // the source's own typed failure (e.g. the registry gave up mid-blob) is the caller's
+        : isTagged(e)
+        ? Effect.fail(e as SourceFailure)
+        : Effect.die(e)
+    ),
+  )
+})
+
+/** A typed error thrown by the blob source while it was read (a RegistryError, say). */
+export type SourceFailure = Error & { readonly _tag: string }
+
+const isTagged = (e: unknown): boolean =>
+  e instanceof Error && typeof (e as { _tag?: unknown })._tag === "string"
 
 const rejected = (code: LayerRejected["code"], message: string, entry?: string) =>
   new LayerRejected(entry === undefined ? { code, message } : { code, message, entry })

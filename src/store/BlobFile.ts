@@ -28,7 +28,8 @@ export const saveBlob = (source: AsyncIterable<Uint8Array>, file: string, digest
       }
       return { n, got: `${digestAlgorithm(digest)}:${hash.digest("hex")}` }
     },
-    catch: ioError("write blob", file),
+    // the source's typed failures (the registry gave up) pass through; the rest is local I/O
+    catch: (e) => (e instanceof Error && "_tag" in e ? (e as Error & { _tag: string }) : ioError("write blob", file)(e)),
   }).pipe(Effect.flatMap(({ n, got }) =>
     n !== size
       ? Effect.fail(new LayerRejected({

@@ -19,6 +19,7 @@ import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
 import type { ImageSource, SourceImage, SourceLayer } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
+import { resumableBlob } from "./ResumableBlob.ts"
 import { withLayerLock } from "../store/LayerLock.ts"
 
 export interface PullOptions {
@@ -142,9 +143,9 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     }
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
-        const blob = yield* source.blob(digest)
+        const body = yield* resumableBlob(digest, layer.size, (offset) => source.blob(digest, { offset }))
         const file = yield* store.stagingFile(digest, "blob")
-        yield* saveBlob(blob.body, file, digest, layer.size)
+        yield* saveBlob(body, file, digest, layer.size)
         tally.bytes += layer.size
         return file
       })
@@ -194,9 +195,9 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
     const diffDir = path.join(dir, "diff")
     yield* Effect.promise(() => fs.mkdir(diffDir))
     const t0 = yield* Clock.currentTimeMillis
-    const blob = yield* source.blob(layer.digest)
+    const body = yield* resumableBlob(layer.digest, layer.size, (offset) => source.blob(layer.digest, { offset }))
     const result = yield* ingestLayer({
-      source: blob.body,
+      source: body,
       digest: layer.digest,
       size: layer.size,
       mediaType: layer.mediaType,

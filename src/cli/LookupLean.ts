@@ -1,0 +1,117 @@
+/**
+ * `als lookup` without the command tree: the seed runs one lookup per layer, so this
+ * process's start-up sits on podman's critical path, and loading @effect/cli,
+ * @effect/platform-node and the registry code costs more than the lookup itself.
+ *
+ * Only the plain spellings are parsed here (`lookup DIGEST [--ref R] [--annotation k=v]…
+ * [--pool DIR]… [--root DIR] [--json]`, in any order); for anything else (help, `--flag=value`,
+ * a missing or repeated value, an unknown flag) `parseLookupArgs` returns undefined and the
+ * full CLI handles the command line, so its help and usage errors stay the only ones.
+ * `lookupProgram` is the same program LookupCommand.ts runs, output and exit status included.
+ */
+import { Console, Effect, HashMap } from "effect"
+import * as os from "node:os"
+import { decodeDigest } from "../domain/Digest.ts"
+import { defaultRoot } from "../domain/StorePaths.ts"
+import { Journal, ReporterSilent } from "../events/Journal.ts"
+import { storeLayer } from "../Layers.ts"
+import { parsePoolSpec } from "../pool/Pool.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { lookupLayer } from "../workflows/Lookup.ts"
+import { ExitCode, setExitCode } from "./exit.ts"
+
+export interface LookupArgs {
+  readonly digest: string
+  readonly ref: string | undefined
+  /** in the order given; later keys win, as with @effect/cli's key/value map */
+  readonly annotations: ReadonlyArray<readonly [string, string]>
+  readonly pools: ReadonlyArray<string>
+  readonly root: string | undefined
+  readonly json: boolean
+}
+
+// @effect/cli reads a boolean flag's next word as its value when it is one of these.
+const BOOLEAN_WORDS = new Set(["true", "1", "y", "yes", "on", "false", "0", "n", "no", "off"])
+
+/** `args` without the leading "lookup"; undefined when the full CLI must parse them. */
+export const parseLookupArgs = (args: ReadonlyArray<string>): LookupArgs | undefined => {
+  let digest: string | undefined
+  let ref: string | undefined
+  let root: string | undefined
+  let json = false
+  const annotations: Array<readonly [string, string]> = []
+  const pools: Array<string> = []
+  // a plain value: not empty, not flag-like, no surrounding blanks (@effect/cli trims)
+  const plain = (v: string | undefined): v is string =>
+    v !== undefined && v !== "" && !v.startsWith("-") && v.trim() === v
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    const value = args[i + 1]
+    switch (a) {
+      case "--ref":
+        if (ref !== undefined || !plain(value)) return undefined
+        ref = value
+        i++
+        break
+      case "--root":
+        if (root !== undefined || !plain(value)) return undefined
+        root = value
+        i++
+        break
+      case "--pool":
+        if (!plain(value)) return undefined
+        pools.push(value)
+        i++
+        break
+      case "--annotation": {
+        // exactly one "=" with a key and a value: the other shapes are @effect/cli's to judge
+        if (!plain(value)) return undefined
+        const parts = value.split("=")
+        if (parts.length !== 2 || parts[0] === "" || parts[1] === "") return undefined
+        annotations.push([parts[0]!, parts[1]!])
+        i++
+        break
+      }
+      case "--json":
+        if (json || (value !== undefined && BOOLEAN_WORDS.has(value))) return undefined
+        json = true
+        break
+      default:
+        // one positional, which no key/value list could have swallowed
+        if (digest !== undefined || !plain(a) || a.includes("=")) return undefined
+        digest = a
+    }
+  }
+  return digest === undefined ? undefined : { digest, ref, annotations, pools, root, json }
+}
+
+export const lookupProgram = (a: LookupArgs) => {
+  const dir = a.root ?? defaultRoot(process.env, process.getuid?.() ?? 0, os.homedir())
+  return Effect.gen(function*() {
+    const layer = yield* decodeDigest(a.digest)
+    const store = yield* LayerStore
+    const journal = yield* Journal
+    yield* store.init()
+    const pools = [
+      { kind: "seed" as const, dir: store.paths.pool },
+      ...(yield* Effect.promise(() => Promise.all(a.pools.map(parsePoolSpec)))),
+    ]
+    // through a HashMap, as the full CLI does: the same key order reaches the log
+    const annotations = a.annotations.length === 0
+      ? {}
+      : Object.fromEntries(HashMap.toEntries(HashMap.fromIterable(a.annotations)))
+    const result = yield* journal.workflow(lookupLayer({ digest: layer, ref: a.ref, annotations, pools }))
+    if (a.json) {
+      yield* Console.log(JSON.stringify({ layer, status: result._tag.toLowerCase(), ...result, _tag: undefined }))
+    } else if (result._tag === "Found") {
+      yield* Console.log(result.path)
+    } else if (result._tag === "Linked") {
+      yield* Console.log(result.path)
+      yield* Console.error(`linked from ${result.poolPath}`)
+    } else {
+      for (const r of result.refused) yield* Console.error(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
+      yield* Console.error(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
+    }
+    setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
+  }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
+}

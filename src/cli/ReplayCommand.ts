@@ -1,0 +1,22 @@
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Option } from "effect"
+import { renderReport, replayRecording } from "../replay/Replay.ts"
+import { ExitCode, setExitCode } from "./exit.ts"
+import * as opt from "./options.ts"
+
+const dir = Args.text({ name: "DIR" }).pipe(Args.withDescription("a recording made with `als pull --record DIR`"))
+const root = Options.text("root").pipe(
+  Options.withDescription("replay into this store and keep it (default: a scratch store, removed afterwards)"),
+  Options.optional,
+)
+
+export const replayCommand = Command.make("replay", { dir, root, json: opt.json }, (a) =>
+  Effect.gen(function*() {
+    const report = yield* replayRecording(a.dir, { root: Option.getOrUndefined(a.root) })
+    yield* Console.log(a.json ? JSON.stringify(report, null, 2) : renderReport(report))
+    if (!report.ok) setExitCode(ExitCode.notFound)
+  })).pipe(Command.withDescription(
+    "Run a recorded pull again with no network and compare: the same events (ids, times, durations aside),\n" +
+      "layer digests, DiffIDs and extracted trees. Exit 1 on any difference.\n" +
+      "Example: als replay events/feature-gzip",
+  ))
