@@ -3,12 +3,14 @@ import { Command } from "@effect/cli"
 import { ALS_VERSION } from "../version.ts"
 import { completionCommand } from "./CompletionCommand.ts"
 import { doctorCommand } from "./DoctorCommand.ts"
+import { gcCommand } from "./GcCommand.ts"
 import { initCommand } from "./InitCommand.ts"
 import { logCommand } from "./LogCommand.ts"
 import { lookupCommand } from "./LookupCommand.ts"
 import { lsCommand } from "./LsCommand.ts"
 import { pullCommand } from "./PullCommand.ts"
 import { replayCommand } from "./ReplayCommand.ts"
+import { rmCommand } from "./RmCommand.ts"
 
 /**
  * `als --help` lists the commands by task. @effect/cli renders subcommands as one flat list,
@@ -26,6 +28,7 @@ const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, st
     ["audit", "check the log and the store against each other"],
   ]],
   ["Maintenance", [
+    ["rm", "remove an image's :ref view (its layers stay until gc)"],
     ["gc", "remove layers that no image needs any more"],
     ["doctor", "check that podman can use the store, and say how to fix what is wrong"],
     ["init", "create a store and print the storage.conf line for podman"],
@@ -51,7 +54,7 @@ const commandList = (registered: ReadonlySet<string>): string => {
     .join("\n\n")
 }
 
-const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, replayCommand, doctorCommand] as const
+const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, rmCommand, gcCommand, replayCommand, doctorCommand] as const
 
 const rootDescription = (names: ReadonlySet<string>) =>
   "An Additional Layer Store for podman, buildah and CRI-O: fills a store directory with image layers\n" +

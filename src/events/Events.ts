@@ -103,6 +103,9 @@ export const RefIndexed = Schema.TaggedStruct("RefIndexed", {
   ref: Ref,
   layers: Schema.Array(Digest),
 })
+export const RefRemoved = Schema.TaggedStruct("RefRemoved", {
+  ref: Ref,
+})
 export const PullCompleted = Schema.TaggedStruct("PullCompleted", {
   ref: Ref,
   manifestDigest: Digest,
@@ -137,6 +140,7 @@ export const Event = Schema.Union(
   LayerExtracted,
   LayerCommitted,
   RefIndexed,
+  RefRemoved,
   PullCompleted,
   PullFailed,
   LayerRemoved,
@@ -160,6 +164,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   LayerExtracted: 1,
   LayerCommitted: 2, // v1 had no `source`: every v1 commit was a pull
   RefIndexed: 1,
+  RefRemoved: 1,
   PullCompleted: 1,
   PullFailed: 1,
   LayerRemoved: 1,

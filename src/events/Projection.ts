@@ -214,6 +214,12 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
         pullsFailed: c.pullsFailed + 1,
         failuresByCode: { ...c.failuresByCode, [event.reason.code]: (c.failuresByCode[event.reason.code] ?? 0) + 1 },
       }))
+    case "RefRemoved": {
+      const before = HashMap.get(s.refs, event.ref)
+      if (Option.isNone(before)) return s
+      const layers = tagLayers(s.layers, before.value.layers, event.ref, false)
+      return { ...s, layers, refs: HashMap.remove(s.refs, event.ref) }
+    }
     case "LayerRemoved": {
       const last = HashMap.get(s.layers, event.layer)
       const removed: RemovedLayer = {

@@ -202,6 +202,53 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
       }
     })
 
+    /**
+     * Takes a layer out of the root in one step (rename into staging), then deletes it and
+     * the names that pointed at it. False when it was not there.
+     */
+    const remove = Effect.fn("LayerStore.remove")(function*(digest: Digest) {
+      const trash = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.trash`)
+      const moved = yield* io("remove layer", paths.layer(digest), async () => {
+        await fs.mkdir(paths.staging, { recursive: true })
+        return fs.rename(paths.layer(digest), trash).then(() => true, (e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return false
+          throw e
+        })
+      })
+      if (!moved) return false
+      yield* pruneDanglingNames()
+      yield* io("delete layer", trash, () => fs.rm(trash, { recursive: true, force: true }))
+      return true
+    })
+
+    /** Removes TOC aliases and `:ref` entries whose layer is gone, and empty ref directories. */
+    const pruneDanglingNames = Effect.fn("LayerStore.pruneDanglingNames")(function*() {
+      yield* io("prune names", paths.root, async () => {
+        for (const d of await fs.readdir(paths.root, { withFileTypes: true })) {
+          const p = path.join(paths.root, d.name)
+          if (isDigest(d.name) && d.isSymbolicLink()) {
+            if (!(await exists(p))) await fs.rm(p, { force: true })
+          } else if (d.isDirectory() && decodeRef(d.name) !== undefined) {
+            const entries = await fs.readdir(p)
+            for (const e of entries) {
+              if (!(await exists(path.join(p, e)))) await fs.rm(path.join(p, e), { force: true })
+            }
+            if ((await fs.readdir(p)).length === 0) await fs.rmdir(p).catch(() => undefined)
+          }
+        }
+      })
+    })
+
+    /** Removes a `:ref` view (its layers stay until `als gc`). False when there was none. */
+    const unindexRef = Effect.fn("LayerStore.unindexRef")(function*(ref: string) {
+      const dir = paths.refDir(ref)
+      return yield* io("remove ref", dir, () =>
+        fs.rm(dir, { recursive: true }).then(() => true, (e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return false
+          throw e
+        }))
+    })
+
     /** Every layer directory, its aliases and the refs that name it, read from disk. */
     const list = Effect.fn("LayerStore.list")(function*() {
       const names = yield* io("read store", paths.root, () => fs.readdir(paths.root, { withFileTypes: true }))
@@ -238,6 +285,6 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
         .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
     })
 
-    return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, list, putSymlink } as const
+    return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, unindexRef, remove, pruneDanglingNames, list, putSymlink } as const
   }),
 }) {}

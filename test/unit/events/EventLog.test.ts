@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test"
-import { Chunk, Context, Effect, Layer, Stream, TestClock, TestContext } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Layer, Stream, TestClock, TestContext } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import process from "node:process"
 import { EventLog, EventLogMemory, IdsSequential, type LogEntry, LogCorrupt } from "../../../src/events/EventLog.ts"
+import type { Event } from "../../../src/events/Events.ts"
 import { cleanTempRoots, fileLayer, logFile, sampleEvent, tempRoot, withLog } from "./support.ts"
 
 afterAll(cleanTempRoots)
@@ -102,6 +103,19 @@ for (const kind of ["file", "memory"] as const) {
     })
   })
 }
+
+describe("EventLog.append checks events where they enter the log", () => {
+  test("an event that does not match its schema is a defect, and nothing of its batch is written", async () => {
+    const root = tempRoot()
+    await withLog(root, (log) => log.append([sampleEvent(0)], "w"))
+    const before = fs.readFileSync(logFile(root))
+    const bad = { _tag: "BlobFetched", layer: "x", bytes: "many", ms: 1 } as unknown as Event
+    const exit = await Effect.runPromiseExit(Effect.flatMap(EventLog, (log) => log.append([sampleEvent(1), bad], "w")).pipe(Effect.provide(fileLayer(root))))
+    expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+    expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toContain("event 1 does not match the Event schema")
+    expect(fs.readFileSync(logFile(root))).toEqual(before)
+  })
+})
 
 describe("EventLog (file) across opens", () => {
   test("creates <root>/.als/log, and a later open continues the same chain", async () => {
