@@ -30,6 +30,7 @@ export const initCommand = Command.make("init", { root: opt.root }, ({ root }) =
     yield* Console.log(storageConfLines(store.paths.root).join("\n"))
   }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
 }).pipe(Command.withDescription(
-  "Create a store and print the storage.conf line that points podman at it.\n" +
+  "Create a store and print the storage.conf line that points podman at it.\n\n" +
+    "Defaults: --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise). Running it again on a store changes nothing.\n\n" +
     "Example: als init --root /var/lib/als",
 ))

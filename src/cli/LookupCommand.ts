@@ -57,12 +57,14 @@ export const lookupCommand = Command.make(
       } else {
         for (const r of result.refused) yield* Console.error(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
         yield* Console.error(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
+        yield* Console.error(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
       }
       setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
     }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
   },
 ).pipe(Command.withDescription(
   "Find one layer: in the store, else in a pool (linked, nothing copied). Prints the layer's path.\n" +
-    "Exit 0 found or linked, 1 not found.\n" +
+    "Exit 0 found or linked, 1 not found (then: als ls shows what the store has, als pull fetches the image).\n\n" +
+    "Defaults: no --ref (only the layer's own directory); pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
     "Example: als lookup sha256:4f4f… --ref docker.io/library/alpine:3.19 --pool /mnt/nfs/als",
 ))

@@ -10,6 +10,7 @@ import { lookupCommand } from "./LookupCommand.ts"
 import { lsCommand } from "./LsCommand.ts"
 import { pullCommand } from "./PullCommand.ts"
 import { replayCommand } from "./ReplayCommand.ts"
+import { auditCommand } from "./AuditCommand.ts"
 import { rmCommand } from "./RmCommand.ts"
 
 /**
@@ -29,7 +30,7 @@ const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, st
   ]],
   ["Maintenance", [
     ["rm", "remove an image's :ref view (its layers stay until gc)"],
-    ["gc", "remove layers that no image needs any more"],
+    ["gc", "remove layers that no ref names and no podman layer uses"],
     ["doctor", "check that podman can use the store, and say how to fix what is wrong"],
     ["init", "create a store and print the storage.conf line for podman"],
   ]],
@@ -54,7 +55,7 @@ const commandList = (registered: ReadonlySet<string>): string => {
     .join("\n\n")
 }
 
-const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, rmCommand, gcCommand, replayCommand, doctorCommand] as const
+const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, auditCommand, rmCommand, gcCommand, replayCommand, doctorCommand] as const
 
 const rootDescription = (names: ReadonlySet<string>) =>
   "An Additional Layer Store for podman, buildah and CRI-O: fills a store directory with image layers\n" +

@@ -128,6 +128,15 @@ export const pullCommand = Command.make(
       )),
     )),
 ).pipe(Command.withDescription(
-  "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n" +
-    "Example: als pull --root /var/lib/als --tls-verify=false 127.0.0.1:5000/test/app:1",
+  "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n\n" +
+    "REF is a registry image (docker:// optional) or a local one: oci:DIR[:TAG] (an OCI layout),\n" +
+    "oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG|:@N] (docker save / podman save). podman takes layers\n" +
+    "from the store when it pulls from a registry, so a local image's layers are recorded under --name (the name\n" +
+    "podman will pull), else the image's own full name, else podman's name for it.\n\n" +
+    "Defaults: --platform this host's; --jobs 4; --tls-verify=true; credentials from podman's auth files\n" +
+    "unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
+    "Examples:\n" +
+    "  als pull --root /var/lib/als docker.io/library/alpine:3.19\n" +
+    "  als pull --tls-verify=false 127.0.0.1:5000/test/app:1\n" +
+    "  als pull oci:./layout:1.0 --name registry.example/app:1.0",
 ))

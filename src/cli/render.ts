@@ -25,6 +25,14 @@ export const describeFailure = (e: unknown): { message: string; code: number } =
   // @effect/cli has already printed help/usage for these
   if (ValidationError.isValidationError(e)) return { message: "", code: ExitCode.usage }
   const tag = (e as { _tag?: string })?._tag
+  if (tag === "SourceError") {
+    const c = (e as { code?: string }).code ?? ""
+    const code = c === "Io" ? ExitCode.store
+      : ["DigestMismatch", "InvalidManifest", "UnsupportedMediaType", "BlobMissing", "InvalidArchive"].includes(c)
+      ? ExitCode.layerRejected
+      : ExitCode.usage
+    return { message: (e as Error).message, code }
+  }
   const message = e instanceof Error ? e.message : String(e)
   return { message, code: (tag ? codeByTag[tag] : undefined) ?? 1 }
 }

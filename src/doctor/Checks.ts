@@ -173,7 +173,8 @@ export const judgeStorageConf = (root: string, files: ReadonlyArray<ConfFile>, s
       title,
       "warn",
       `podman reads no storage.conf (none of ${files.map((f) => f.path).join(", ")} exists), so it does not know this store`,
-      `create ${files[0]?.path ?? "/etc/containers/storage.conf"} with [storage] driver = "overlay" and [storage.options] ${storageLine(root)}; or per command: ${perCommand}`,
+      `create ${files[0]?.path ?? "/etc/containers/storage.conf"} with [storage] driver = "overlay", runroot and graphroot ` +
+        `(podman refuses a file without them) and [storage.options] ${storageLine(root)}; or per command: ${perCommand}`,
     )
   }
   if (used.error !== undefined || used.conf === undefined) {
@@ -182,6 +183,17 @@ export const judgeStorageConf = (root: string, files: ReadonlyArray<ConfFile>, s
   const { driver, additionalLayerStores } = used.conf
   if (driver !== undefined && driver !== "" && driver !== "overlay") {
     return check(id, title, "error", `${used.path} sets driver = "${driver}"; only the overlay driver reads additional layer stores`, `set driver = "overlay" in [storage] (existing images must be pulled again)`)
+  }
+  const missing = [driver ? undefined : "driver", used.conf.runroot ? undefined : "runroot", used.conf.graphroot ? undefined : "graphroot"]
+    .filter((k): k is string => k !== undefined)
+  if (missing.length > 0) {
+    return check(
+      id,
+      title,
+      "warn",
+      `${used.path} does not set ${missing.join(", ")} in [storage]; podman 4.x refuses to start with such a file ("runroot must be set")`,
+      `add to [storage]: driver = "overlay", runroot = "/run/containers/storage", graphroot = "/var/lib/containers/storage" (rootless: under /run/user/UID and ~/.local/share)`,
+    )
   }
   const entries = additionalLayerStores.map(parseLayerStoreEntry)
   const at = entries.findIndex((e) => e.path !== "" && sameDir(e.path, root))
@@ -215,11 +227,16 @@ export const parsePodmanVersion = (out: string): [number, number, number] | unde
 const atLeast = (v: readonly [number, number, number], major: number, minor: number) => v[0] > major || (v[0] === major && v[1] >= minor)
 
 /** What the podman version means for which layers it takes from the store (ALS-PROTOCOL.md §2). */
-export const judgePodman = (found: { readonly output?: string | undefined; readonly error?: string | undefined }): Check => {
+export const judgePodman = (
+  found: { readonly output?: string | undefined; readonly error?: string | undefined; readonly missing?: boolean | undefined },
+): Check => {
   const id = "podman"
   const title = "podman version"
+  if (found.missing) {
+    return check(id, title, "warn", "podman is not on PATH; buildah and CRI-O read the store by the same rules as the containers/image they are built with", "install podman to use the store with it (apt-get install podman)")
+  }
   if (found.output === undefined) {
-    return check(id, title, "warn", `podman not found (${found.error ?? "not on PATH"}); buildah and CRI-O read the store by the same rules as the containers/image they are built with`, "install podman to use the store with it (apt-get install podman)")
+    return check(id, title, "error", `podman does not start: ${found.error ?? "unknown error"}`, "fix what podman complains about (often the storage.conf it reads: it needs graphroot and runroot)")
   }
   const v = parsePodmanVersion(found.output)
   if (v === undefined) return check(id, title, "warn", `cannot read a version in ${JSON.stringify(found.output.trim())}`)

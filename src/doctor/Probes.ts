@@ -169,9 +169,9 @@ export const sameDir = (a: string, b: string): boolean => {
   return real(a) === real(b)
 }
 
-export const podmanVersion = (): { readonly output?: string; readonly error?: string } => {
+export const podmanVersion = (): { readonly output?: string; readonly error?: string; readonly missing?: boolean } => {
   const r = spawnSync("podman", ["--version"], { encoding: "utf8", timeout: 20_000 })
-  if (r.error) return { error: (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "not on PATH" : message(r.error) }
+  if (r.error) return (r.error as NodeJS.ErrnoException).code === "ENOENT" ? { missing: true } : { error: message(r.error) }
   if (r.status !== 0) return { error: (r.stderr || `exit ${r.status}`).trim() }
   return { output: r.stdout }
 }

@@ -8,6 +8,8 @@ import * as path from "node:path"
 export interface StorageConf {
   /** `[storage] driver`, when set */
   readonly driver?: string | undefined
+  readonly graphroot?: string | undefined
+  readonly runroot?: string | undefined
   /** `[storage.options] additionallayerstores`, as written */
   readonly additionalLayerStores: ReadonlyArray<string>
 }
@@ -24,6 +26,18 @@ export const parseLayerStoreEntry = (entry: string): LayerStoreEntry => {
   const [p, ...opts] = entry.split(":")
   return { path: p ?? "", ref: opts.includes("ref"), unknown: opts.filter((o) => o !== "ref") }
 }
+
+/** A whole storage.conf podman 4.3.1 accepts (it refuses one without driver, runroot and graphroot). */
+export const storageConfTemplate = (root: string, uid: number, home: string): string =>
+  [
+    "[storage]",
+    'driver = "overlay"',
+    `runroot = "${uid === 0 ? "/run/containers/storage" : `/run/user/${uid}/containers`}"`,
+    `graphroot = "${uid === 0 ? "/var/lib/containers/storage" : path.join(home, ".local/share/containers/storage")}"`,
+    "",
+    "[storage.options]",
+    `additionallayerstores = ["${root}:ref"]`,
+  ].join("\n")
 
 /**
  * The files podman would read, best first; the first that exists is the one (no merging,
@@ -81,6 +95,8 @@ const arrayItems = (body: string): Array<string> => {
 export const parseStorageConf = (text: string): StorageConf => {
   let table = ""
   let driver: string | undefined
+  let graphroot: string | undefined
+  let runroot: string | undefined
   let stores: Array<string> = []
   const lines = text.split("\n")
   for (let i = 0; i < lines.length; i++) {
@@ -100,7 +116,9 @@ export const parseStorageConf = (text: string): StorageConf => {
       while (!value.includes("]") && i + 1 < lines.length) value += ` ${stripComment(lines[++i]!).trim()}`
     }
     if (table === "storage" && key === "driver") driver = unquote(value)
+    if (table === "storage" && key === "graphroot") graphroot = unquote(value)
+    if (table === "storage" && key === "runroot") runroot = unquote(value)
     if (table === "storage.options" && key === "additionallayerstores") stores = arrayItems(value)
   }
-  return { driver, additionalLayerStores: stores }
+  return { driver, graphroot, runroot, additionalLayerStores: stores }
 }

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { sourceError } from "./SourceError.ts"
 import { cleanPath, indexTar, resolveMember, type TarMember } from "./TarIndex.ts"
 
 export interface FileTree {
@@ -62,14 +63,25 @@ const readRange = (e: Extent, from: number, length: number): Uint8Array => {
   }
 }
 
+/** Streams a range; failures are SourceErrors, so the pull reports them as the source's, not as a crash. */
 async function* streamRange(e: Extent, offset: number): AsyncGenerator<Uint8Array, void, undefined> {
-  const handle = await fs.promises.open(e.file, "r")
+  let handle: fs.promises.FileHandle
+  try {
+    handle = await fs.promises.open(e.file, "r")
+  } catch (err) {
+    throw sourceError("Io", e.file, `cannot open: ${(err as Error).message}`)
+  }
   try {
     let at = Math.max(0, offset)
     while (at < e.size) {
       const buf = new Uint8Array(Math.min(CHUNK, e.size - at))
-      const { bytesRead } = await handle.read(buf, 0, buf.length, e.start + at)
-      if (bytesRead === 0) throw new Error(`${e.file}: unexpected end of file at byte ${e.start + at} (the file shrank?)`)
+      let bytesRead: number
+      try {
+        bytesRead = (await handle.read(buf, 0, buf.length, e.start + at)).bytesRead
+      } catch (err) {
+        throw sourceError("Io", e.file, `cannot read at byte ${e.start + at}: ${(err as Error).message}`)
+      }
+      if (bytesRead === 0) throw sourceError("Io", e.file, `unexpected end of file at byte ${e.start + at} (did it change while being read?)`)
       at += bytesRead
       yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead)
     }

@@ -27,7 +27,7 @@ export const imageSourceFor = (input: string, opts: { readonly name?: string | u
     if (spec.kind === "registry") {
       if (opts.name !== undefined) {
         return yield* sourceError(
-          "NeedsName",
+          "BadSpec",
           input,
           "--name is for local sources (oci:, oci-archive:, docker-archive:); a registry image is recorded under its own reference",
         )

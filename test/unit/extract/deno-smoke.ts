@@ -55,7 +55,7 @@ for (const [name, b] of cases) {
       }).pipe(Effect.provideService(Syscalls, sys), Effect.either),
     )
     if (Either.isLeft(r)) {
-      console.log(JSON.stringify({ name, error: r.left._tag === "LayerRejected" ? r.left.code : r.left.code }))
+      console.log(JSON.stringify({ name, error: (r.left as { code?: string }).code }))
       continue
     }
     const tree = walkTree(path.join(root, "diff"), sys)

@@ -80,7 +80,9 @@ export const ingest = (
       blobPath: box.blobPath,
       diffDir: box.diffDir,
       ...rest,
-    }).pipe(Effect.provideService(Syscalls, sys), Effect.either),
+    }).pipe(Effect.provideService(Syscalls, sys), // test sources never fail on their own
+      Effect.mapError((e) => e as LayerRejected | LayerIoError),
+      Effect.either),
   )
 }
 
