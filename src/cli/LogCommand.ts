@@ -2,7 +2,7 @@ import { Command, Options } from "@effect/cli"
 import { Chunk, Clock, Console, Effect, Option, Stream } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
-import { groupByWorkflow, logStats, renderStats, renderWorkflow } from "../audit/LogReview.ts"
+import { groupByWorkflow, renderStats, renderWorkflow, statsOf, statsStart, statsStep } from "../audit/LogReview.ts"
 import { EventLog, type LogEntry, logPath } from "../events/EventLog.ts"
 import { ReporterSilent } from "../events/Journal.ts"
 import { makeMatcher, parseSince, TABLE_HEADER, tableRow } from "../events/LogQuery.ts"
@@ -72,8 +72,7 @@ export const logCommand = Command.make(
         if (types.length > 0 || Option.isSome(a.layer) || Option.isSome(a.ref) || a.follow) {
           return yield* new UsageError({ message: "--stats counts the whole log (or from --since on); it does not take --type, --layer, --ref or --follow" })
         }
-        const all = yield* Stream.runCollect(log.stream())
-        const st = logStats(Chunk.toReadonlyArray(all), sinceMs)
+        const st = statsOf(yield* log.fold(statsStart(sinceMs), statsStep))
         yield* Console.log(a.json ? JSON.stringify(st, null, 2) : renderStats(st).join("\n"))
         return
       }

@@ -61,6 +61,10 @@ export interface Counters {
   readonly failuresByCode: Readonly<Record<string, number>>
   /** sum of BlobFetched bytes, failed pulls included */
   readonly bytesFetched: number
+  /** blob bytes of layers a lookup found already stored (when the log knows their size) */
+  readonly bytesFound: number
+  /** blob bytes of layers linked from a pool instead of fetched */
+  readonly bytesLinked: number
   readonly logRepairs: number
 }
 
@@ -92,6 +96,8 @@ const zero: Counters = {
   pullsFailed: 0,
   failuresByCode: {},
   bytesFetched: 0,
+  bytesFound: 0,
+  bytesLinked: 0,
   logRepairs: 0,
 }
 
@@ -145,8 +151,11 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
       return count(s, (c) => ({ logRepairs: c.logRepairs + 1 }))
     case "LookupRequested":
       return count(s, (c) => ({ lookups: c.lookups + 1 }))
-    case "LayerFound":
-      return count(s, (c) => ({ layersFound: c.layersFound + 1 }))
+    case "LayerFound": {
+      const known = HashMap.get(s.layers, event.layer)
+      const bytes = Option.isSome(known) ? known.value.blobSize : 0
+      return count(s, (c) => ({ layersFound: c.layersFound + 1, bytesFound: c.bytesFound + bytes }))
+    }
     case "LayerMissing":
       return count(s, (c) => ({ layersMissing: c.layersMissing + 1 }))
     case "PoolProbed":
@@ -183,7 +192,9 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
         layers: HashMap.set(s.layers, event.layer, layer),
         removed: HashMap.remove(s.removed, event.layer),
       }
-      return event.source === "pull" ? count(next, (c) => ({ layersPulled: c.layersPulled + 1 })) : next
+      return event.source === "pull"
+        ? count(next, (c) => ({ layersPulled: c.layersPulled + 1 }))
+        : count(next, (c) => ({ bytesLinked: c.bytesLinked + event.blobSize }))
     }
     case "RefIndexed": {
       const before = HashMap.get(s.refs, event.ref)

@@ -7,6 +7,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
+import process from "node:process"
 import * as path from "node:path"
 import { UsageError } from "../cli/UsageError.ts"
 import type { LogEntry } from "../events/EventLog.ts"
@@ -88,7 +89,12 @@ const checkRequest = (dir: string, req: RecordRequest) =>
         })
       }
     }
-    const names = fs.existsSync(dir) ? fs.readdirSync(dir) : []
+    let names: Array<string> = []
+    try {
+      names = fs.existsSync(dir) ? fs.readdirSync(dir) : []
+    } catch (e) {
+      return yield* new UsageError({ message: `--record ${dir}: ${(e as Error).message}; record into a new or empty directory` })
+    }
     if (names.length > 0) {
       return yield* new UsageError({ message: `--record ${dir}: the directory is not empty; record into a new or empty directory` })
     }
@@ -108,8 +114,13 @@ export const withRecording = <A, E, R>(
   return Effect.gen(function*() {
     yield* checkRequest(out, req)
     const files = recordingFiles(out)
-    fs.mkdirSync(files.blobs, { recursive: true })
-    fs.mkdirSync(files.trees, { recursive: true })
+    yield* Effect.try({
+      try: () => {
+        fs.mkdirSync(files.blobs, { recursive: true })
+        fs.mkdirSync(files.trees, { recursive: true })
+      },
+      catch: (e) => new RecordingError({ dir: out, problem: `cannot create it: ${(e as Error)?.message ?? e}` }),
+    })
     const live = yield* Effect.provide(RegistryTransport, RegistryTransport.Live)
     const transport = makeRecordingTransport(out, live.fetch)
     const readings: Array<number> = []

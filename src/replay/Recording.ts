@@ -13,6 +13,7 @@
  * written: a request records only the *scheme* of its Authorization header.
  */
 import { Buffer } from "node:buffer"
+import process from "node:process"
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -80,6 +81,8 @@ export interface RecordedError {
   readonly name: string
   readonly message: string
   readonly code?: string | undefined
+  /** Deno's fetch says "fetch failed" and keeps the reason here */
+  readonly cause?: { readonly message: string; readonly code?: string | undefined } | undefined
 }
 
 export interface ExchangeRequest {
@@ -192,18 +195,24 @@ export class BlobSink {
 
 /** An error as it may be recorded (and thrown again on replay). */
 export const recordError = (e: unknown): RecordedError => {
-  const err = e as { name?: unknown; message?: unknown; code?: unknown } | undefined
+  const err = e as { name?: unknown; message?: unknown; code?: unknown; cause?: { message?: unknown; code?: unknown } } | undefined
+  const cause = err?.cause
   return {
     name: typeof err?.name === "string" ? err.name : "Error",
     message: typeof err?.message === "string" ? err.message : String(e),
     ...(typeof err?.code === "string" ? { code: err.code } : {}),
+    ...(typeof cause?.message === "string"
+      ? { cause: { message: cause.message, ...(typeof cause.code === "string" ? { code: cause.code } : {}) } }
+      : {}),
   }
 }
 
+/** The recorded error as the client would have seen it (name, message, code and cause). */
 export const reviveError = (r: RecordedError): Error => {
-  const e = new Error(r.message) as Error & { code?: string }
+  const e = new Error(r.message) as Error & { code?: string; cause?: unknown }
   e.name = r.name
   if (r.code !== undefined) e.code = r.code
+  if (r.cause) e.cause = Object.assign(new Error(r.cause.message), r.cause.code ? { code: r.cause.code } : {})
   return e
 }
 

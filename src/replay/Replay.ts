@@ -131,13 +131,13 @@ const checkLayers = (rec: LoadedRecording, root: string) =>
       const diff = path.join(dir, "diff")
       if (fs.existsSync(diff)) {
         const recorded = loadTree(rec.dir, l)
-        if (treeDigest(recorded) !== l.treeDigest) {
-          problems.push(`${l.tree} was edited: it no longer matches the tree digest in recording.json`)
-        }
+        const edited = treeDigest(recorded) !== l.treeDigest
+        if (edited) problems.push(`${l.tree} was edited: it no longer matches the tree digest in recording.json`)
         const replayed = fingerprintTree(diff, sys)
-        if (treeDigest(replayed) !== l.treeDigest) {
+        if (edited || treeDigest(replayed) !== l.treeDigest) {
           const lines = diffTrees(recorded, replayed)
-          problems.push(...(lines.length ? lines.map((x) => `tree: ${x}`) : [`tree: fingerprint differs`]))
+          if (lines.length) problems.push(...lines.map((x) => `tree: ${x}`))
+          else if (!edited) problems.push(`tree: its fingerprint differs from the recorded ${l.treeDigest}`)
         }
       } else {
         problems.push(`no extracted tree ${l.layer}/diff in the replayed store`)
@@ -239,6 +239,10 @@ export const renderReport = (r: ReplayReport, max = 60): string => {
       (r.exchanges.unused.length ? `, ${r.exchanges.unused.length} never asked for` : ""),
   )
   lines.push(`  layers:    ${r.layers.length} recorded trees checked`)
+  const i = r.inputs
+  if (i.clockUsed !== i.clockRecorded || i.idsUsed !== i.idsRecorded) {
+    lines.push(`  inputs:    ${i.clockRecorded} clock readings and ${i.idsRecorded} ids recorded; the replay took ${i.clockUsed} and ${i.idsUsed}`)
+  }
   if (!r.scratch) lines.push(`  store:     ${r.root}`)
   if (r.failure !== undefined) lines.push(`  the replayed pull failed: ${r.failure}`)
   const problems: Array<string> = []
