@@ -4,7 +4,7 @@
  * Range request. The consumer keeps its hash state across the seam, since it sees one
  * continuous stream of bytes.
  */
-import { Effect, Runtime } from "effect"
+import { Cause, Effect, Exit, Runtime } from "effect"
 import type { Digest } from "../domain/Digest.ts"
 import type { SourceBlob } from "./ImageSource.ts"
 
@@ -35,7 +35,13 @@ export const resumableBlob = <E, R>(
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<R>()
     const first = yield* open(0)
-    const reopen = (offset: number) => Runtime.runPromise(runtime)(open(offset))
+    // the blob's true length when the server said it: a clean end there is the real end
+    const known = first.size
+    const reopen = async (offset: number) => {
+      const exit = await Runtime.runPromiseExit(runtime)(open(offset))
+      if (Exit.isSuccess(exit)) return exit.value
+      throw Cause.squash(exit.cause) // the typed error itself, not a FiberFailure wrapper
+    }
     async function* bytes(): AsyncGenerator<Uint8Array, void, undefined> {
       let got = 0
       let body = first.body
@@ -51,15 +57,22 @@ export const resumableBlob = <E, R>(
           if (!isTransient(e)) throw e
           cause = e
         }
-        // A clean end at or past the size is the consumer's to judge (it checks size and digest).
-        if (cause === undefined && got >= size) return
+        // A clean end at the size, or at the length the server announced, is the consumer's to
+        // judge (it checks size and digest): a manifest may simply state the wrong size.
+        if (cause === undefined && (got >= size || (known !== undefined && got >= known))) return
         if (++failures > opts.attempts) {
           if (cause !== undefined) throw cause
           return // short: the consumer reports the size mismatch
         }
         await new Promise((r) => setTimeout(r, opts.backoffMs * 2 ** (failures - 1)))
         opts.onResume?.(got, cause ?? new Error(`blob ${digest}: the connection closed after ${got} of ${size} bytes`))
-        body = (await reopen(got)).body
+        try {
+          body = (await reopen(got)).body
+        } catch (e) {
+          if (cause !== undefined) throw cause // the broken connection is the news, not the retry
+          if (isTransient(e)) continue
+          return // short, and the server cannot serve more: the consumer reports the size mismatch
+        }
       }
     }
     return bytes()
