@@ -134,6 +134,7 @@ interface LayerKeys {
 const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, tally: Tally) =>
   Effect.gen(function*() {
     const store = yield* LayerStore
+    const journal = yield* Journal
     const toc = tocAnnotation(layer.annotations) as Digest | undefined
     const meta: LayerMeta = {
       size: layer.size,
@@ -143,10 +144,13 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     }
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
+        const t0 = yield* Clock.currentTimeMillis
         const body = yield* resumableBlob(digest, layer.size, (offset) => source.blob(digest, { offset }))
         const file = yield* store.stagingFile(digest, "blob")
         yield* saveBlob(body, file, digest, layer.size)
         tally.bytes += layer.size
+        const ms = (yield* Clock.currentTimeMillis) - t0
+        yield* journal.emit({ _tag: "BlobFetched", layer: digest, bytes: layer.size, ms })
         return file
       })
     const found = yield* lookupLayer({
