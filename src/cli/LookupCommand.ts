@@ -1,3 +1,4 @@
+import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, HashMap, Option } from "effect"
 import { decodeDigest } from "../domain/Digest.ts"
@@ -53,11 +54,11 @@ export const lookupCommand = Command.make(
         yield* Console.log(result.path)
       } else if (result._tag === "Linked") {
         yield* Console.log(result.path)
-        yield* Console.error(`linked from ${result.poolPath}`)
+        yield* errLine(`linked from ${result.poolPath}`)
       } else {
-        for (const r of result.refused) yield* Console.error(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
-        yield* Console.error(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
-        yield* Console.error(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
+        for (const r of result.refused) yield* errLine(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
+        yield* errLine(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
+        yield* errLine(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
       }
       setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
     }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))

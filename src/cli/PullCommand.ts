@@ -1,3 +1,4 @@
+import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import * as os from "node:os"
@@ -109,14 +110,14 @@ export const pullCommand = Command.make(
         const chosen = yield* imageSourceFor(r, { name: Option.getOrUndefined(a.name), platform: plat })
         yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
         if (chosen.recorded && !a.json) {
-          yield* Console.error(
+          yield* errLine(
             `recorded as ${chosen.recorded.name} (from ${chosen.recorded.origin}); podman takes these layers from the store ` +
               `when it pulls ${chosen.recorded.name} from a registry (pass --name to choose the name)`,
           )
         }
       }
       if (!a.json && a.refs.length > 0) {
-        yield* Console.error(
+        yield* errLine(
           `\nPoint podman at the store: --storage-opt overlay.additionallayerstore=${store.paths.root}:ref` +
             ` (or additionallayerstores = ["${store.paths.root}:ref"] in storage.conf)`,
         )

@@ -75,7 +75,8 @@ export const ReporterTty = Layer.sync(Reporter, () => {
       const bytes = l.state === "pulling"
         ? `${humanBytes(l.bytes)} / ${humanBytes(l.total)}  ${humanBytes(rate)}/s`
         : ""
-      out += `\x1b[2K${short(d)}  ${l.state.padEnd(8)} ${bytes}\n`
+      const done = l.state === "pulled" ? humanBytes(l.total) : ""
+      out += `\x1b[2K${short(d)}  ${l.state.padEnd(8)} ${bytes || done}\n`
     }
     drawn = layers.size
     process.stderr.write(out)
@@ -109,9 +110,11 @@ export const ReporterTty = Layer.sync(Reporter, () => {
         }
         case "PullCompleted":
         case "PullFailed":
-          if (ev._tag === "PullCompleted") say(describeEvent(ev)!)
+          // the final state of each layer stays on screen; the summary goes under it
+          draw(true)
           layers.clear()
           drawn = 0
+          if (ev._tag === "PullCompleted") process.stderr.write(describeEvent(ev)! + "\n")
           return
         default: {
           const line = describeEvent(ev)

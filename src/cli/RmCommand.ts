@@ -1,3 +1,4 @@
+import { errLine } from "./errLine.ts"
 import { Args, Command } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { EventLog } from "../events/EventLog.ts"
@@ -48,7 +49,7 @@ export const rmCommand = Command.make("rm", { refs, root: opt.root }, (a) =>
       }
       if (removed === 0) {
         missing++
-        yield* Console.error(`${name}: not in the store (see als ls)`)
+        yield* errLine(`${name}: not in the store (see als ls)`)
       }
     }
     if (missing > 0) setExitCode(ExitCode.notFound)
