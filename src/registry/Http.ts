@@ -38,7 +38,9 @@ const describe = (e: unknown): string => {
   const err = e as { code?: unknown; message?: unknown; cause?: { message?: unknown } } | undefined
   // Deno says "fetch failed" and keeps the reason in `cause`
   const cause = err?.cause?.message ? String(err.cause.message).replace(/^error sending request for url \([^)]*\): /, "") : ""
-  const msg = cause && String(err?.message) === "fetch failed" ? cause : String(err?.message ?? e)
+  const raw = cause && String(err?.message) === "fetch failed" ? cause : String(err?.message ?? e)
+  // Bun appends advice meant for the programmer, not for the user
+  const msg = raw.replace(/\s*For more information, pass `verbose: true`[^)]*\(\)\.?/, "")
   return err?.code && !msg.includes(String(err.code)) ? `${String(err.code)}: ${msg}` : msg
 }
 

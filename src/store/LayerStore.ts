@@ -28,11 +28,19 @@ export interface StoredLayer {
   readonly complete: boolean
 }
 
+/** Events the caller logs around the rename that makes a layer visible. */
+export interface CommitHooks {
+  /** logged once the layer is complete and durable, before it becomes visible */
+  readonly announce: Effect.Effect<void, unknown>
+  /** logged when the rename then failed after all */
+  readonly retract: (why: string) => Effect.Effect<void>
+}
+
 const exists = (p: string) => fs.stat(p).then(() => true, () => false)
 
 /** `<digest>.<host>.<pid>.<random>[.<kind>]`: who made a staging entry. */
 const parseStagingName = (name: string): { host: string; pid: number } | undefined => {
-  const m = /^sha(?:256|512)-[a-f0-9]+\.(.+)\.(\d+)\.[a-z0-9]+(?:\.[a-z]+)?$/.exec(name)
+  const m = /^(?:sha(?:256|512)-[a-f0-9]+|link)\.(.+)\.(\d+)\.[a-z0-9]+(?:\.[a-z]+)?$/.exec(name)
   return m ? { host: m[1]!, pid: Number(m[2]) } : undefined
 }
 
@@ -122,7 +130,9 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
     /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
     const putSymlink = (target: string, name: string) =>
       io("create symlink", name, async () => {
-        const tmp = `${name}.tmp.${uniqueSuffix()}`
+        // made in staging, where a dead process's leftovers are cleaned, then renamed into place
+        await fs.mkdir(paths.staging, { recursive: true })
+        const tmp = path.join(paths.staging, `link.${uniqueSuffix()}.link`)
         await fs.symlink(target, tmp)
         try {
           await fs.rename(tmp, name)
@@ -149,11 +159,15 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
      * digest, writing `info` first. If another process committed the same layer meanwhile,
      * theirs stays and ours is dropped with the staging scope: both were verified alike.
      */
-    const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts) {
+    const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts, hooks?: CommitHooks) {
       yield* writeInfo(stagingDir, facts)
       // Durable before visible: after a crash or power loss a committed layer is whole.
       // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
       yield* Effect.try({ try: () => sys.syncfs(stagingDir), catch: ioError("sync", stagingDir) })
+      // The log says it before the store shows it: a crash between the two leaves the log
+      // ahead (the next pull simply commits the layer again), never a layer the log cannot
+      // explain.
+      if (hooks) yield* hooks.announce
       const dest = paths.layer(facts.blobDigest)
       const moved = yield* io("commit layer", dest, () =>
         fs.rename(stagingDir, dest).then(
@@ -162,7 +176,7 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
             if (e.code === "EEXIST" || e.code === "ENOTEMPTY") return false
             throw e
           },
-        ))
+        )).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
       if (facts.tocDigest && facts.tocDigest !== facts.blobDigest) {
         yield* putSymlink(facts.blobDigest, paths.layer(facts.tocDigest))
       }
@@ -177,6 +191,7 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
     const link = Effect.fn("LayerStore.link")(function*(
       facts: LayerFacts,
       target: { readonly diff: string; readonly blob?: string | undefined; readonly blobFile?: string | undefined },
+      hooks?: CommitHooks,
     ) {
       return yield* Effect.scoped(Effect.gen(function*() {
         const dir = yield* stage(facts.blobDigest)
@@ -186,7 +201,7 @@ export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
         } else if (target.blobFile) {
           yield* io("move blob", dir, () => fs.rename(target.blobFile!, path.join(dir, "blob")))
         }
-        return yield* commit(dir, facts)
+        return yield* commit(dir, facts, hooks)
       }))
     })
 

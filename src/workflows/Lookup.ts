@@ -80,20 +80,23 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       continue
     }
     const facts = plan.facts
-    const linked = yield* store.link(facts, { diff: probe.hit.diff, ...blob })
-    yield* journal.emitAll([
-      { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
-      {
-        _tag: "LayerCommitted",
-        layer: req.digest,
-        diffId: facts.diffId,
-        diffSize: facts.diffSize,
-        blobSize: facts.blobSize,
-        ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
-        source: "link",
-        pool: pool.dir,
-      },
-    ])
+    const linked = yield* store.link(facts, { diff: probe.hit.diff, ...blob }, {
+      announce: journal.emitAll([
+        { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
+        {
+          _tag: "LayerCommitted",
+          layer: req.digest,
+          diffId: facts.diffId,
+          diffSize: facts.diffSize,
+          blobSize: facts.blobSize,
+          ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
+          source: "link",
+          pool: pool.dir,
+        },
+      ]),
+      retract: (why) =>
+        journal.emit({ _tag: "LayerRemoved", layer: req.digest, reason: `commit failed: ${why}` }).pipe(Effect.ignore),
+    })
     yield* indexRef(facts.tocDigest)
     return {
       _tag: "Linked",

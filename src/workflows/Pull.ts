@@ -226,15 +226,18 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
       { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
       { _tag: "LayerExtracted", layer: layer.digest, diffId: result.diffId, files: result.files, bytes: result.bytes },
     ])
-    yield* store.commit(dir, facts)
-    yield* journal.emit({
-      _tag: "LayerCommitted",
-      layer: layer.digest,
-      diffId: result.diffId,
-      diffSize: result.diffSize,
-      blobSize: result.blobSize,
-      ...(result.tocDigest ? { tocDigest: result.tocDigest } : {}),
-      source: "pull",
+    yield* store.commit(dir, facts, {
+      announce: journal.emit({
+        _tag: "LayerCommitted",
+        layer: layer.digest,
+        diffId: result.diffId,
+        diffSize: result.diffSize,
+        blobSize: result.blobSize,
+        ...(result.tocDigest ? { tocDigest: result.tocDigest } : {}),
+        source: "pull",
+      }),
+      retract: (why) =>
+        journal.emit({ _tag: "LayerRemoved", layer: layer.digest, reason: `commit failed: ${why}` }).pipe(Effect.ignore),
     })
     return facts
   }))

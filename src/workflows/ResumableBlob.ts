@@ -44,22 +44,25 @@ export const resumableBlob = <E, R>(
     }
     async function* bytes(): AsyncGenerator<Uint8Array, void, undefined> {
       let got = 0
-      let body = first.body
+      let body: AsyncIterable<Uint8Array> | undefined = first.body
       let failures = 0
       for (;;) {
+        // the latest transient failure: a broken body, or a failed attempt to reopen it
         let cause: unknown = undefined
-        try {
-          for await (const chunk of body) {
-            got += chunk.byteLength
-            yield chunk
+        if (body !== undefined) {
+          try {
+            for await (const chunk of body) {
+              got += chunk.byteLength
+              yield chunk
+            }
+          } catch (e) {
+            if (!isTransient(e)) throw e
+            cause = e
           }
-        } catch (e) {
-          if (!isTransient(e)) throw e
-          cause = e
+          // A clean end at the size, or at the length the server announced, is the consumer's
+          // to judge (it checks size and digest): a manifest may simply state the wrong size.
+          if (cause === undefined && (got >= size || (known !== undefined && got >= known))) return
         }
-        // A clean end at the size, or at the length the server announced, is the consumer's to
-        // judge (it checks size and digest): a manifest may simply state the wrong size.
-        if (cause === undefined && (got >= size || (known !== undefined && got >= known))) return
         if (++failures > opts.attempts) {
           if (cause !== undefined) throw cause
           return // short: the consumer reports the size mismatch
@@ -69,9 +72,13 @@ export const resumableBlob = <E, R>(
         try {
           body = (await reopen(got)).body
         } catch (e) {
-          if (cause !== undefined) throw cause // the broken connection is the news, not the retry
-          if (isTransient(e)) continue
-          return // short, and the server cannot serve more: the consumer reports the size mismatch
+          // the registry's answer to the retry is the news now (e.g. it answers 500s)
+          if (!isTransient(e)) {
+            if (cause === undefined) return // short, and no more to be had: a size mismatch
+            throw e
+          }
+          body = undefined
+          if (failures >= opts.attempts) throw e
         }
       }
     }
