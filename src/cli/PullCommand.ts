@@ -63,16 +63,33 @@ const jobs = Options.integer("jobs").pipe(
   Options.withDefault(4),
 )
 
+export const timeout = Options.integer("timeout").pipe(
+  Options.withDescription("seconds to wait for a registry's answer, and for a stalled download to move, before retrying"),
+  Options.optional,
+)
+
 /** The registry client as the flags ask for it. */
 export const registryLayer = (
-  a: { tlsVerify: boolean; creds: Option.Option<string>; authfile: Option.Option<string> },
+  a: {
+    tlsVerify: boolean
+    creds: Option.Option<string>
+    authfile: Option.Option<string>
+    timeout?: Option.Option<number>
+  },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
   RegistryClient.Default.pipe(
     Layer.provide(Layer.mergeAll(
       transport,
       Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile) }),
-      Layer.succeed(RegistryConfig, { ...defaultRegistryConfig, tlsVerify: a.tlsVerify }),
+      Layer.succeed(RegistryConfig, {
+        ...defaultRegistryConfig,
+        tlsVerify: a.tlsVerify,
+        ...Option.match(a.timeout ?? Option.none(), {
+          onNone: () => ({}),
+          onSome: (s: number) => ({ requestTimeoutMs: s * 1000, stallTimeoutMs: s * 1000 }),
+        }),
+      }),
     )),
   )
 
@@ -81,7 +98,7 @@ const reporterFor = (json: boolean) =>
 
 export const pullCommand = Command.make(
   "pull",
-  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, record, root: opt.root, json: opt.json },
+  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, timeout, record, root: opt.root, json: opt.json },
   (a) =>
     withRecording(a.record, {
       root: opt.resolveRoot(a.root), refs: a.refs, platform: a.platform, jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: a.json,
@@ -134,7 +151,7 @@ export const pullCommand = Command.make(
     "oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG|:@N] (docker save / podman save). podman takes layers\n" +
     "from the store when it pulls from a registry, so a local image's layers are recorded under --name (the name\n" +
     "podman will pull), else the image's own full name, else podman's name for it.\n\n" +
-    "Defaults: --platform this host's; --jobs 4; --tls-verify=true; credentials from podman's auth files\n" +
+    "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 30 (answers) / 60 (stalled downloads); credentials from podman's auth files\n" +
     "unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
     "Examples:\n" +
     "  als pull --root /var/lib/als docker.io/library/alpine:3.19\n" +
