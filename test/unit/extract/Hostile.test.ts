@@ -48,6 +48,14 @@ describe("names that climb out", () => {
 describe("writing through symlinks", () => {
   test("s -> /etc, then s/<file>", () =>
     expectRefused([{ name: "s", type: "symlink", linkname: "/etc" }, { name: `s/${canary}`, content: "pwn" }], "UnsafeEntry"))
+  test("a symlink loop (a -> b, b -> a), then a/x", () =>
+    expectRefused([
+      { name: "a", type: "symlink", linkname: "b" },
+      { name: "b", type: "symlink", linkname: "a" },
+      { name: "a/x", content: "pwn" },
+    ], "UnsafeEntry"))
+  test("a self-referencing symlink (l -> l), then l/x", () =>
+    expectRefused([{ name: "l", type: "symlink", linkname: "l" }, { name: "l/x", content: "pwn" }], "UnsafeEntry"))
   test("s -> ../.., then s/x", () =>
     expectRefused([{ name: "s", type: "symlink", linkname: "../.." }, { name: "s/x", content: "pwn" }], "UnsafeEntry"))
   test("s -> ../../secret, then s/x (would land in the sandbox)", () =>
