@@ -7,17 +7,21 @@
  * [--pool DIR]… [--root DIR] [--json]`, in any order); for anything else (help, `--flag=value`,
  * a missing or repeated value, an unknown flag) `parseLookupArgs` returns undefined and the
  * full CLI handles the command line, so its help and usage errors stay the only ones.
- * `lookupProgram` is the same program LookupCommand.ts runs, output and exit status included.
+ * `lookupBody` does what LookupCommand.ts does, output and exit status included
+ * (bench/LookupParity.ts checks it on the compiled binary).
  */
-import { Console, Effect, HashMap } from "effect"
+import { Console, Context, Effect, HashMap, Layer } from "effect"
 import * as os from "node:os"
 import { decodeDigest } from "../domain/Digest.ts"
 import { defaultRoot } from "../domain/StorePaths.ts"
+import { EventLogFile, IdsLive } from "../events/EventLog.ts"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
-import { storeLayer } from "../Layers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { storeConfig } from "../store/StoreConfig.ts"
+import { SyscallsLive } from "../sys/Syscalls.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
+import { errLine } from "./errLine.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 
 export interface LookupArgs {
@@ -85,9 +89,40 @@ export const parseLookupArgs = (args: ReadonlyArray<string>): LookupArgs | undef
   return digest === undefined ? undefined : { digest, ref, annotations, pools, root, json }
 }
 
-export const lookupProgram = (a: LookupArgs) => {
-  const dir = a.root ?? defaultRoot(process.env, process.getuid?.() ?? 0, os.homedir())
-  return Effect.gen(function*() {
+/**
+ * The services of `storeLayer(root, ReporterSilent)` (Layers.ts), built one after the other.
+ * Built as Layers.ts composes them (Layer.mergeAll, one fiber per layer), they cost 30-50 ms
+ * more CPU in a fresh process, a third of a whole lookup (BENCHMARKS.md); the type of
+ * `lookupProgram` checks that nothing the program needs is missing.
+ */
+const storeContext = (root: string) =>
+  Effect.gen(function*() {
+    // what a layer needs and `ctx` lacks stays a requirement of the whole: a type error at the edge
+    const add = <I, A, E, R>(ctx: Context.Context<I>, layer: Layer.Layer<A, E, R>) =>
+      Effect.map(Effect.provide(Layer.build(layer), ctx), (c) => Context.merge(ctx, c))
+    const base = Context.empty()
+    const withConfig = yield* add(base, storeConfig(root))
+    const withSys = yield* add(withConfig, SyscallsLive)
+    const withIds = yield* add(withSys, IdsLive)
+    const withReporter = yield* add(withIds, ReporterSilent)
+    const withLog = yield* add(withReporter, EventLogFile(root))
+    const withJournal = yield* add(withLog, Journal.Default)
+    return yield* add(withJournal, LayerStore.Default)
+  })
+
+/**
+ * What `als lookup` does once its arguments are read, and prints: the one body of the command.
+ * (LookupCommand.ts runs the same steps for the command lines only @effect/cli parses; the
+ * two must stay identical — bench/LookupParity.ts compares them on the compiled binary.)
+ */
+export const lookupBody = (a: {
+  readonly digest: string
+  readonly ref: string | undefined
+  readonly annotations: Readonly<Record<string, string>>
+  readonly pools: ReadonlyArray<string>
+  readonly json: boolean
+}) =>
+  Effect.gen(function*() {
     const layer = yield* decodeDigest(a.digest)
     const store = yield* LayerStore
     const journal = yield* Journal
@@ -96,22 +131,27 @@ export const lookupProgram = (a: LookupArgs) => {
       { kind: "seed" as const, dir: store.paths.pool },
       ...(yield* Effect.promise(() => Promise.all(a.pools.map(parsePoolSpec)))),
     ]
-    // through a HashMap, as the full CLI does: the same key order reaches the log
-    const annotations = a.annotations.length === 0
-      ? {}
-      : Object.fromEntries(HashMap.toEntries(HashMap.fromIterable(a.annotations)))
-    const result = yield* journal.workflow(lookupLayer({ digest: layer, ref: a.ref, annotations, pools }))
+    const result = yield* journal.workflow(lookupLayer({ digest: layer, ref: a.ref, annotations: a.annotations, pools }))
     if (a.json) {
       yield* Console.log(JSON.stringify({ layer, status: result._tag.toLowerCase(), ...result, _tag: undefined }))
     } else if (result._tag === "Found") {
       yield* Console.log(result.path)
     } else if (result._tag === "Linked") {
       yield* Console.log(result.path)
-      yield* Console.error(`linked from ${result.poolPath}`)
+      yield* errLine(`linked from ${result.poolPath}`)
     } else {
-      for (const r of result.refused) yield* Console.error(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
-      yield* Console.error(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
+      for (const r of result.refused) yield* errLine(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
+      yield* errLine(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
+      yield* errLine(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
     }
     setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
-  }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
+  })
+
+/** The lean path's whole program: the body on the store's services. */
+export const lookupProgram = (a: LookupArgs) => {
+  const dir = a.root ?? defaultRoot(process.env, process.getuid?.() ?? 0, os.homedir())
+  // through a HashMap, as the full CLI does: the same key order reaches the log
+  const annotations = a.annotations.length === 0 ? {} : Object.fromEntries(HashMap.toEntries(HashMap.fromIterable(a.annotations)))
+  const body = lookupBody({ digest: a.digest, ref: a.ref, annotations, pools: a.pools, json: a.json })
+  return Effect.scoped(Effect.flatMap(storeContext(dir), (ctx) => Effect.provide(body, ctx)))
 }

@@ -1,0 +1,2 @@
+// The floor for start-up figures: the cheapest program `bun build --compile` makes.
+console.log("hello")
