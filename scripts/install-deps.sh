@@ -4,15 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for cmd in podman skopeo docker-registry umoci runc getfattr debootstrap zstd; do
+for cmd in podman skopeo docker-registry umoci runc getfattr debootstrap zstd busybox; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     podman skopeo docker-registry umoci runc uidmap fuse-overlayfs attr debootstrap zstd \
-    ca-certificates iptables >/dev/null
+    ca-certificates iptables time busybox-static >/dev/null
 fi
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error

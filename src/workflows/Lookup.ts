@@ -4,6 +4,7 @@
  */
 import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
+import type { Event } from "../events/Events.ts"
 import { Journal } from "../events/Journal.ts"
 import { type LayerMeta, planLink } from "../pool/LinkPlan.ts"
 import { type Pool, probePool } from "../pool/Pool.ts"
@@ -41,19 +42,21 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       })
       : Effect.void
 
-  yield* journal.emit({
+  const requested: Event = {
     _tag: "LookupRequested",
     layer: req.digest,
     ...(req.ref !== undefined ? { ref: req.ref } : {}),
     ...(Object.keys(annotations).length > 0 ? { annotations: { ...annotations } } : {}),
-  })
+  }
 
   const found = yield* store.find(req.digest)
   if (found) {
-    yield* journal.emit({ _tag: "LayerFound", layer: req.digest, path: found })
+    // the common case: one append for both (each append takes the log lock)
+    yield* journal.emitAll([requested, { _tag: "LayerFound", layer: req.digest, path: found }])
     yield* indexRef(req.meta?.tocDigest)
     return { _tag: "Found", path: found } as LookupResult
   }
+  yield* journal.emit(requested)
 
   const refused: Array<{ pool: string; reason: string }> = []
   for (const pool of req.pools) {
