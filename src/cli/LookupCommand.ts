@@ -1,13 +1,8 @@
-import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, HashMap, Option } from "effect"
-import { decodeDigest } from "../domain/Digest.ts"
-import { Journal, ReporterSilent } from "../events/Journal.ts"
+import { Effect, HashMap, Option } from "effect"
+import { ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
-import { parsePoolSpec } from "../pool/Pool.ts"
-import { LayerStore } from "../store/LayerStore.ts"
-import { lookupLayer } from "../workflows/Lookup.ts"
-import { ExitCode, setExitCode } from "./exit.ts"
+import { lookupBody } from "./LookupLean.ts"
 import * as opt from "./options.ts"
 
 const digest = Args.text({ name: "DIGEST" }).pipe(Args.withDescription("the layer's blob digest, sha256:<hex>"))
@@ -29,38 +24,16 @@ export const lookupCommand = Command.make(
   { digest, ref, annotation, pool, root: opt.root, json: opt.json },
   (a) => {
     const dir = opt.resolveRoot(a.root)
-    return Effect.gen(function*() {
-      const layer = yield* decodeDigest(a.digest)
-      const store = yield* LayerStore
-      const journal = yield* Journal
-      yield* store.init()
-      const pools = [
-        { kind: "seed" as const, dir: store.paths.pool },
-        ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
-      ]
-      const annotations = Option.match(a.annotation, {
+    // the one body, shared with the lean start-up path (LookupLean.ts)
+    return lookupBody({
+      digest: a.digest,
+      ref: Option.getOrUndefined(a.ref),
+      annotations: Option.match(a.annotation, {
         onNone: () => ({}),
         onSome: (m) => Object.fromEntries(HashMap.toEntries(m)),
-      })
-      const result = yield* journal.workflow(lookupLayer({
-        digest: layer,
-        ref: Option.getOrUndefined(a.ref),
-        annotations,
-        pools,
-      }))
-      if (a.json) {
-        yield* Console.log(JSON.stringify({ layer, status: result._tag.toLowerCase(), ...result, _tag: undefined }))
-      } else if (result._tag === "Found") {
-        yield* Console.log(result.path)
-      } else if (result._tag === "Linked") {
-        yield* Console.log(result.path)
-        yield* errLine(`linked from ${result.poolPath}`)
-      } else {
-        for (const r of result.refused) yield* errLine(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
-        yield* errLine(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
-        yield* errLine(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
-      }
-      setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
+      }),
+      pools: a.pool,
+      json: a.json,
     }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
   },
 ).pipe(Command.withDescription(

@@ -7,8 +7,8 @@
  * [--pool DIR]… [--root DIR] [--json]`, in any order); for anything else (help, `--flag=value`,
  * a missing or repeated value, an unknown flag) `parseLookupArgs` returns undefined and the
  * full CLI handles the command line, so its help and usage errors stay the only ones.
- * `lookupBody` does what LookupCommand.ts does, output and exit status included
- * (bench/LookupParity.ts checks it on the compiled binary).
+ * `lookupBody` is the command's one body: LookupCommand.ts runs it too, for the command
+ * lines only @effect/cli parses (bench/LookupParity.ts compares both paths).
  */
 import { Console, Context, Effect, HashMap, Layer } from "effect"
 import * as os from "node:os"
@@ -110,11 +110,7 @@ const storeContext = (root: string) =>
     return yield* add(withJournal, LayerStore.Default)
   })
 
-/**
- * What `als lookup` does once its arguments are read, and prints: the one body of the command.
- * (LookupCommand.ts runs the same steps for the command lines only @effect/cli parses; the
- * two must stay identical — bench/LookupParity.ts compares them on the compiled binary.)
- */
+/** What `als lookup` does once its arguments are read, and prints: the command's one body. */
 export const lookupBody = (a: {
   readonly digest: string
   readonly ref: string | undefined
