@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # GNU time measures CPU and peak RSS of every tool run
 [ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time >/dev/null
-exec timeout 120 npx bun run bench --quick "$@"
+exec timeout 300 npx bun run bench --quick "$@"
