@@ -78,13 +78,90 @@ const key = (): string => {
   throw unsupported
 }
 
-const map = (n: number): Record<string, unknown> => {
-  const o: Record<string, unknown> = {}
+// Maps are built through shapes: the same key sequence (events of one type, envelopes) gets
+// one constructor returning an object literal, ~3× cheaper than adding keys one by one with
+// o[k] = v (a generic store for every key). Keys and values wait on a scratch stack until the
+// map's shape is known. The constructors are generated, from keys quoted with JSON.stringify
+// (a JSON string is a JS string literal; `__proto__`, the one key a literal treats specially,
+// is refused before). Bounded: past MAX_SHAPES or MAX_SHAPE_KEYS keys, maps are built the
+// plain way.
+type Ctor = (vals: Array<unknown>, base: number) => Record<string, unknown>
+interface Shape {
+  readonly key: string
+  readonly children: Array<Shape>
+  ctor: Ctor | undefined
+}
+const MAX_SHAPES = 4096
+const MAX_SHAPE_KEYS = 32
+const root: Shape = { key: "", children: [], ctor: undefined }
+let shapes = 0
+let codegen = true
+
+const keyStack: Array<string> = []
+const valStack: Array<unknown> = []
+let sp = 0
+
+const makeCtor = (keys: Array<string>, base: number, n: number): Ctor | undefined => {
+  if (!codegen) return undefined
+  const fields: Array<string> = []
+  for (let i = 0; i < n; i++) fields.push(`${JSON.stringify(keys[base + i])}: v[b + ${i}]`)
+  try {
+    return new Function("v", "b", `return { ${fields.join(", ")} }`) as Ctor
+  } catch {
+    codegen = false // an engine that forbids code from strings: plain maps from now on
+    return undefined
+  }
+}
+
+const shapeCtor = (base: number, n: number): Ctor | undefined => {
+  let node = root
+  for (let i = 0; i < n; i++) {
+    const k = keyStack[base + i]
+    const children = node.children
+    let next: Shape | undefined
+    for (let c = 0; c < children.length; c++) {
+      if (children[c].key === k) {
+        next = children[c]
+        break
+      }
+    }
+    if (next === undefined) {
+      if (shapes >= MAX_SHAPES) return undefined
+      shapes++
+      next = { key: k, children: [], ctor: undefined }
+      children.push(next)
+    }
+    node = next
+  }
+  return (node.ctor ??= makeCtor(keyStack, base, n))
+}
+
+/**
+ * A map of n entries; with `extraKey`, one more entry (first or last, as `extraFirst` says)
+ * goes into the same literal, so a payload's `_tag` and `v` need no property added later.
+ */
+const map = (n: number, extraKey?: string, extraValue?: unknown, extraFirst?: boolean): Record<string, unknown> => {
+  if (n > end - pos) throw unsupported
+  const base = sp
+  const m = extraKey === undefined ? n : n + 1
+  const from = extraKey !== undefined && extraFirst === true ? base + 1 : base
+  sp += m
   for (let i = 0; i < n; i++) {
     const k = key()
-    if (k === "__proto__") throw unsupported
-    o[k] = read()
+    if (k === "__proto__" || k === extraKey) throw unsupported
+    keyStack[from + i] = k
+    valStack[from + i] = read()
   }
+  if (extraKey !== undefined) {
+    const at = extraFirst === true ? base : base + n
+    keyStack[at] = extraKey
+    valStack[at] = extraValue
+  }
+  sp = base
+  const ctor = m <= MAX_SHAPE_KEYS ? shapeCtor(base, m) : undefined
+  if (ctor !== undefined) return ctor(valStack, base)
+  const o: Record<string, unknown> = {}
+  for (let i = 0; i < m; i++) o[keyStack[base + i]] = valStack[base + i]
   return o
 }
 
@@ -161,8 +238,51 @@ const read = (): unknown => {
 export const fastUnpack = (buf: Buffer, start: number, stop: number): unknown => {
   src = buf
   pos = start
+  sp = 0 // a throw may have left it anywhere
   end = stop
   const value = read()
   if (pos !== stop) throw unsupported
   return value
+}
+
+/** What `fastPayload` read: module fields rather than a fresh object per frame. */
+export const payload = {
+  tag: "",
+  version: 0,
+  envelope: undefined as unknown as Record<string, unknown>,
+  /** the event data with `_tag` first */
+  event: undefined as unknown as Record<string, unknown>,
+}
+
+const expectKey = (name: string): void => {
+  if (key() !== name) throw unsupported
+}
+
+/**
+ * Reads an event payload as `encodePayload` writes it, `{ t, v, e, d }` in that order, into
+ * `payload`: the envelope gets `v` and the data `_tag`, built in one literal each. Throws
+ * Unsupported for anything else (the caller decodes such payloads the general way).
+ */
+export const fastPayload = (buf: Buffer, start: number, stop: number): void => {
+  src = buf
+  pos = start
+  sp = 0
+  end = stop
+  if (pos >= end || src[pos++] !== 0x84) throw unsupported
+  expectKey("t")
+  const tag = read()
+  expectKey("v")
+  const version = read()
+  if (typeof tag !== "string" || typeof version !== "number") throw unsupported
+  expectKey("e")
+  let b = src[pos++]
+  const envelope = b >= 0x80 && b < 0x90 ? map(b & 0x0f, "v", version, false) : undefined
+  expectKey("d")
+  b = src[pos++]
+  const event = b >= 0x80 && b < 0x90 ? map(b & 0x0f, "_tag", tag, true) : b === 0xde ? map(u16(), "_tag", tag, true) : undefined
+  if (envelope === undefined || event === undefined || pos !== stop) throw unsupported
+  payload.tag = tag
+  payload.version = version
+  payload.envelope = envelope
+  payload.event = event
 }

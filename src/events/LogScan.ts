@@ -32,7 +32,7 @@ import {
   TAIL_MAGIC_BYTES,
 } from "./LogFormat.ts"
 import { type ByteStore, readAt } from "./LogStore.ts"
-import { decodeFast, decodeStrict } from "./Payload.ts"
+import { decoded, decodeInto, decodeStrict } from "./Payload.ts"
 
 export interface LogEntry {
   /** byte offset of the frame in the log */
@@ -237,9 +237,9 @@ export class FrameReader {
     if (!this.advance()) return undefined
     const buf = this.win.buf
     const start = this.at + FRAME_HEAD
-    const decoded = decodeFast(buf, start, start + this.len)
-    if (typeof decoded === "string") {
-      throw new LogDecodeError({ path: this.store.path, offset: this.offset, index: this.index - 1, problem: decoded })
+    const problem = decodeInto(buf, start, start + this.len)
+    if (problem !== undefined) {
+      throw new LogDecodeError({ path: this.store.path, offset: this.offset, index: this.index - 1, problem })
     }
     return {
       offset: this.offset,

@@ -15,7 +15,7 @@ import { Buffer } from "node:buffer"
 import { Either, ParseResult, Schema } from "effect"
 import { Packr, Unpackr } from "msgpackr"
 import { Envelope, Event, EventVersions, type EventType } from "./Events.ts"
-import { fastUnpack, Unsupported } from "./FastUnpack.ts"
+import { fastPayload, fastUnpack, payload, Unsupported } from "./FastUnpack.ts"
 import { currentVersion, upcast } from "./Upcast.ts"
 
 // `skipValues: [undefined]`: an optional field set to undefined is left out, as JSON would,
@@ -83,8 +83,46 @@ const finish = (p: unknown): DecodeResult => {
   return { envelope: e as unknown as Envelope, event: data as unknown as Event }
 }
 
-/** The fold path: see the module comment. */
+const envelopeOk = (e: Record<string, unknown>): boolean =>
+  typeof e.id === "string" && typeof e.time === "number" && typeof e.host === "string" &&
+  typeof e.pid === "number" && typeof e.workflow === "string"
+
+/** Where `decodeInto` leaves what it decoded: read it before the next call. */
+export const decoded = { envelope: undefined as unknown as Envelope, event: undefined as unknown as Event }
+
+/**
+ * The fold path (see the module comment), without a result object per frame: fills `decoded`
+ * and returns undefined, or returns the problem.
+ */
+export const decodeInto = (buf: Buffer, start: number, end: number): string | undefined => {
+  let general: DecodeResult
+  try {
+    fastPayload(buf, start, end)
+    // the common case, a payload as `encodePayload` writes it in this version's shape
+    if (payload.version === currentVersion(payload.tag) && envelopeOk(payload.envelope)) {
+      decoded.envelope = payload.envelope as unknown as Envelope
+      decoded.event = payload.event as unknown as Event
+      return undefined
+    }
+    general = decodeGeneral(buf, start, end)
+  } catch (e) {
+    if (!(e instanceof Unsupported)) throw e
+    general = decodeGeneral(buf, start, end)
+  }
+  if (typeof general === "string") return general
+  decoded.envelope = general.envelope
+  decoded.event = general.event
+  return undefined
+}
+
+/** The fold path, as a value. */
 export const decodeFast = (buf: Buffer, start: number, end: number): DecodeResult => {
+  const problem = decodeInto(buf, start, end)
+  return problem ?? { envelope: decoded.envelope, event: decoded.event }
+}
+
+/** Any payload msgpack can hold: older shapes to upcast, and the errors to name. */
+const decodeGeneral = (buf: Buffer, start: number, end: number): DecodeResult => {
   let p: unknown
   try {
     p = fastUnpack(buf, start, end)

@@ -96,4 +96,31 @@ describe("FastUnpack agrees with msgpackr's Unpackr", () => {
     expect(() => fastUnpack(bytes, 0, bytes.length + 1)).toThrow(Unsupported)
     expect(() => fastUnpack(bytes, 0, bytes.length - 1)).toThrow(Unsupported)
   })
+
+  test("keys that need quoting in generated code, and more shapes than the cache holds, decode the same", () => {
+    const hostile = ['a"b', "a\\b", "\u2028", "}; globalThis.pwned = 1; ({", "constructor", "toString", "0", "1e3", "`${x}`", "日本", ""]
+    const o: Record<string, unknown> = {}
+    for (const [i, k] of hostile.entries()) o[k] = i
+    for (let round = 0; round < 3; round++) {
+      const { fast, reference } = viaFast(o)
+      expect(fast).toEqual(reference)
+      expect(Object.keys(fast as object)).toEqual(Object.keys(reference as object))
+    }
+    expect((globalThis as Record<string, unknown>).pwned).toBeUndefined()
+    // 6000 distinct shapes: past the shape cache's bound maps are built key by key, still right
+    for (let i = 0; i < 6000; i++) {
+      const { fast, reference } = viaFast({ [`s${i}`]: i, common: "x" })
+      expect(fast).toEqual(reference)
+    }
+  })
+
+  test("payloads: `_tag` and `v` land in the event and envelope; a data field named _tag cannot override the tag", () => {
+    const env = { id: "i", time: 1, host: "h", pid: 1, workflow: "w" }
+    const p = encodePayload(env, { _tag: "LayerMissing", layer: "sha256:abc" } as never)
+    expect(decodeFast(p, 0, p.length)).toEqual({ envelope: { ...env, v: 1 }, event: { _tag: "LayerMissing", layer: "sha256:abc" } })
+    const sneaky = packr.pack({ t: "LayerMissing", v: 1, e: env, d: { _tag: "LayerFound", layer: "sha256:abc" } })
+    expect(decodeFast(sneaky, 0, sneaky.length)).toMatchObject({ event: { _tag: "LayerMissing" } })
+    const reordered = packr.pack({ v: 1, t: "LayerMissing", d: { layer: "sha256:abc" }, e: env })
+    expect(decodeFast(reordered, 0, reordered.length)).toEqual({ envelope: { ...env, v: 1 }, event: { layer: "sha256:abc", _tag: "LayerMissing" } })
+  })
 })
