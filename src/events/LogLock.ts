@@ -1,5 +1,5 @@
 /**
- * The cross-process append lock: proper-lockfile's mkdir lock on `<root>/.als/log.lock`
+ * The cross-process append lock: a mkdir lock (src/sys/MkdirLock.ts) on `<root>/.als/log.lock`
  * (mkdir is atomic on local filesystems and NFS alike). The holder refreshes the directory's
  * mtime; a lock left by a killed process is taken over once it is `staleMs` old.
  *
@@ -8,15 +8,14 @@
  * synchronous write (+ fdatasync), so a lock that stays taken means its holder died (it
  * goes stale) or is stuck in I/O; LogLocked reports how long ago the lock was last refreshed.
  */
-import * as fs from "node:fs"
-import lockfile from "proper-lockfile"
 import { Effect } from "effect"
+import { withMkdirLock } from "../sys/MkdirLock.ts"
 import { LogIoError, logIoError, LogLocked } from "./LogErrors.ts"
 
 export interface LockOptions {
   /** how long to wait for another appender before failing with LogLocked */
   readonly timeoutMs: number
-  /** age after which a lock is considered left behind (proper-lockfile's minimum is 2000) */
+  /** age after which a lock is considered left behind */
   readonly staleMs: number
 }
 
@@ -27,44 +26,23 @@ export const defaultLockOptions: LockOptions = { timeoutMs: 30_000, staleMs: 10_
 const MIN_WAIT = 1
 const MAX_WAIT = 16
 
-// min(MIN·1.5^k, MAX) × random[1, 2): the first ~7 tries take ~50 ms, then ≥ MAX each.
-const retriesFor = (timeoutMs: number): number => 7 + Math.ceil(Math.max(0, timeoutMs - 50) / MAX_WAIT)
-
-const lockAge = (lockPath: string): string | undefined => {
-  try {
-    return `a process that last refreshed it ${Math.round(Date.now() - fs.statSync(lockPath).mtimeMs)} ms ago`
-  } catch {
-    return undefined
-  }
-}
-
 /** Runs `use` while holding the lock at `lockPath` (which guards `logPath`). */
 export const withFileLock = <A, E, R>(
-  logPath: string,
+  _logPath: string,
   lockPath: string,
   opts: LockOptions,
   use: Effect.Effect<A, E, R>,
 ): Effect.Effect<A, E | LogLocked | LogIoError, R> =>
-  Effect.acquireUseRelease(
-    Effect.suspend(() => {
-      const started = Date.now()
-      return Effect.tryPromise({
-        try: () =>
-          lockfile.lock(logPath, {
-            lockfilePath: lockPath,
-            realpath: false,
-            stale: opts.staleMs,
-            retries: { retries: retriesFor(opts.timeoutMs), minTimeout: MIN_WAIT, maxTimeout: MAX_WAIT, factor: 1.5, randomize: true },
-            // The default throws from a timer. Being taken over can only happen if this process
-            // stalled for longer than staleMs while holding the lock; nothing is left to undo then.
-            onCompromised: () => undefined,
-          }),
-        catch: (e) =>
-          (e as { code?: string })?.code === "ELOCKED"
-            ? new LogLocked({ path: lockPath, waitedMs: Date.now() - started, holder: lockAge(lockPath) })
-            : logIoError("lock", lockPath, e),
-      })
-    }),
-    () => use,
-    (release) => Effect.promise(() => release().catch(() => undefined)),
+  withMkdirLock(
+    lockPath,
+    { timeoutMs: opts.timeoutMs, staleMs: opts.staleMs, minWaitMs: MIN_WAIT, maxWaitMs: MAX_WAIT },
+    (f): LogLocked | LogIoError =>
+      f.kind === "timeout"
+        ? new LogLocked({
+          path: lockPath,
+          waitedMs: f.waitedMs,
+          holder: f.holderAgeMs === undefined ? undefined : `a process that last refreshed it ${Math.round(f.holderAgeMs)} ms ago`,
+        })
+        : logIoError("lock", lockPath, f.error),
+    use,
   )

@@ -7,9 +7,9 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import lockfile from "proper-lockfile"
+import { withMkdirLock } from "../sys/MkdirLock.ts"
 import type { Digest } from "../domain/Digest.ts"
-import { StoreIoError } from "./errors.ts"
+import { ioError, StoreIoError } from "./errors.ts"
 
 export interface LayerLockOptions {
   /** how long to wait for another process working on the same layer */
@@ -31,37 +31,22 @@ export const withLayerLock = <A, E, R>(
   opts: LayerLockOptions = defaultLayerLock,
 ): Effect.Effect<A, E | StoreIoError, R> => {
   const lockPath = layerLockPath(locksDir, digest)
-  // proper-lockfile locks "a file"; the lock directory is what matters, the file need not exist
-  const target = lockPath.slice(0, -".lock".length)
-  return Effect.acquireUseRelease(
-    Effect.tryPromise({
-      try: async () => {
-        await fs.promises.mkdir(locksDir, { recursive: true })
-        return lockfile.lock(target, {
-          lockfilePath: lockPath,
-          realpath: false,
-          stale: opts.staleMs,
-          retries: {
-            retries: Math.ceil(opts.timeoutMs / 500),
-            minTimeout: 20,
-            maxTimeout: 500,
-            factor: 1.5,
-            randomize: true,
-          },
-          onCompromised: () => undefined,
-        })
-      },
-      catch: (e) =>
-        new StoreIoError({
-          op: "lock layer",
-          path: lockPath,
-          code: (e as { code?: string })?.code ?? "EIO",
-          detail: (e as { code?: string })?.code === "ELOCKED"
-            ? `another process has been working on layer ${digest} for longer than ${opts.timeoutMs / 1000}s`
-            : String((e as Error)?.message ?? e),
-        }),
-    }),
-    () => use,
-    (release) => Effect.promise(() => release().catch(() => undefined)),
+  const locked = withMkdirLock(
+    lockPath,
+    { timeoutMs: opts.timeoutMs, staleMs: opts.staleMs, minWaitMs: 20, maxWaitMs: 500 },
+    (f) =>
+      new StoreIoError({
+        op: "lock layer",
+        path: lockPath,
+        code: f.kind === "timeout" ? "ELOCKED" : (f.error as { code?: string })?.code ?? "EIO",
+        detail: f.kind === "timeout"
+          ? `another process has been working on layer ${digest} for longer than ${opts.timeoutMs / 1000}s`
+          : String((f.error as Error)?.message ?? f.error),
+      }),
+    use,
+  )
+  return Effect.zipRight(
+    Effect.tryPromise({ try: () => fs.promises.mkdir(locksDir, { recursive: true }), catch: ioError("create", locksDir) }),
+    locked,
   )
 }
