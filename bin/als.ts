@@ -9,8 +9,12 @@
  * parser knows, loads the whole command tree. ALS_FULL_CLI=1 forces the full path (to compare).
  * Start-up figures and how they were measured: BENCHMARKS.md.
  */
+// first: hides process.stdout from effect while effect initialises (see the module)
+import { restoreProcess } from "../src/cli/hideStdout.ts"
 import { Cause, Effect, Exit, Option } from "effect"
 import { ExitCode, exitCode } from "../src/cli/exit.ts"
+
+restoreProcess()
 
 interface BunRuntime {
   gc(full: boolean): void

@@ -3,7 +3,7 @@
  * with +ms offsets and a duration per layer, and the store's counters as statistics.
  */
 import type { Event } from "../events/Events.ts"
-import type { LogEntry } from "../events/EventLog.ts"
+import type { FoldEntry, LogEntry } from "../events/EventLog.ts"
 import { eventLayer, eventRef, outcome } from "../events/LogQuery.ts"
 import { type Counters, evolve, initialState, type StoreState } from "../events/Projection.ts"
 
@@ -135,7 +135,7 @@ export interface StatsFold {
 
 export const statsStart = (since?: number): StatsFold => ({ since, state: initialState, events: 0 })
 
-export const statsStep = (f: StatsFold, e: LogEntry): StatsFold => {
+export const statsStep = (f: StatsFold, e: FoldEntry): StatsFold => {
   // from the first event at or after `since` on (the log is in append order)
   const before = f.since !== undefined && f.before === undefined && e.envelope.time >= f.since ? f.state.counters : f.before
   const counted = f.since === undefined || before !== undefined

@@ -10,16 +10,16 @@
  * `lookupBody` is the command's one body: LookupCommand.ts runs it too, for the command
  * lines only @effect/cli parses (bench/LookupParity.ts compares both paths).
  */
-import { Console, Context, Effect, HashMap, Layer } from "effect"
+import { Console, Context, Effect, HashMap } from "effect"
 import * as os from "node:os"
 import { decodeDigest } from "../domain/Digest.ts"
 import { defaultRoot } from "../domain/StorePaths.ts"
-import { EventLogFile, IdsLive } from "../events/EventLog.ts"
-import { Journal, ReporterSilent } from "../events/Journal.ts"
+import { EventLog, Ids, makeEventLogFile, randomIds } from "../events/EventLog.ts"
+import { Journal, makeJournal, Reporter, silentReporter } from "../events/Journal.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
-import { LayerStore } from "../store/LayerStore.ts"
-import { storeConfig } from "../store/StoreConfig.ts"
-import { SyscallsLive } from "../sys/Syscalls.ts"
+import { LayerStore, makeLayerStore } from "../store/LayerStore.ts"
+import { StoreConfig, storeConfigFor } from "../store/StoreConfig.ts"
+import { loadSyscalls, Syscalls } from "../sys/Syscalls.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
 import { errLine } from "./errLine.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
@@ -90,24 +90,26 @@ export const parseLookupArgs = (args: ReadonlyArray<string>): LookupArgs | undef
 }
 
 /**
- * The services of `storeLayer(root, ReporterSilent)` (Layers.ts), built one after the other.
- * Built as Layers.ts composes them (Layer.mergeAll, one fiber per layer), they cost 30-50 ms
- * more CPU in a fresh process, a third of a whole lookup (BENCHMARKS.md); the type of
- * `lookupProgram` checks that nothing the program needs is missing.
+ * The services of `storeLayer(root, ReporterSilent)` (Layers.ts), made directly rather than
+ * through layers: building a layer costs ~1 ms in a fresh process (memo map, scope, fiber
+ * per layer), seven of them a sixth of a whole lookup (BENCHMARKS.md). The same constructors
+ * the layers run; the type of `lookupProgram` checks that nothing the program needs is
+ * missing.
  */
 const storeContext = (root: string) =>
   Effect.gen(function*() {
-    // what a layer needs and `ctx` lacks stays a requirement of the whole: a type error at the edge
-    const add = <I, A, E, R>(ctx: Context.Context<I>, layer: Layer.Layer<A, E, R>) =>
-      Effect.map(Effect.provide(Layer.build(layer), ctx), (c) => Context.merge(ctx, c))
-    const base = Context.empty()
-    const withConfig = yield* add(base, storeConfig(root))
-    const withSys = yield* add(withConfig, SyscallsLive)
-    const withIds = yield* add(withSys, IdsLive)
-    const withReporter = yield* add(withIds, ReporterSilent)
-    const withLog = yield* add(withReporter, EventLogFile(root))
-    const withJournal = yield* add(withLog, Journal.Default)
-    return yield* add(withJournal, LayerStore.Default)
+    const syscalls = yield* Effect.promise(loadSyscalls)
+    const base = Context.make(StoreConfig, storeConfigFor(root)).pipe(
+      Context.add(Syscalls, syscalls),
+      Context.add(Ids, randomIds),
+      Context.add(Reporter, silentReporter),
+    )
+    const log = yield* Effect.provide(makeEventLogFile(root), base)
+    const withLog = Context.add(base, EventLog, log)
+    const journal = Journal.make(yield* Effect.provide(makeJournal, withLog))
+    const withJournal = Context.add(withLog, Journal, journal)
+    const store = LayerStore.make(yield* Effect.provide(makeLayerStore, withJournal))
+    return Context.add(withJournal, LayerStore, store)
   })
 
 /** What `als lookup` does once its arguments are read, and prints: the command's one body. */

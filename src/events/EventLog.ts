@@ -17,13 +17,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
-import { Chunk, Clock, Context, Effect, Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Clock, Context, Effect, Either, Layer, Option, ParseResult, Schema, type Scope, Stream } from "effect"
 import { type Envelope, Event, EventVersions } from "./Events.ts"
 import { Ids } from "./Ids.ts"
 import { isLogError, type LogError, logIoError, LogIoError } from "./LogErrors.ts"
 import { FILE_HEADER, FRAME_OVERHEAD, frameSize, hashHex, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
 import { defaultLockOptions, type LockOptions, withFileLock } from "./LogLock.ts"
 import {
+  type FoldEntry,
   FrameReader,
   type LogEntry,
   locateTail,
@@ -35,9 +36,9 @@ import {
 import { type ByteStore, FileStore, MemoryStore, readAt } from "./LogStore.ts"
 import { encodePayload, type EnvelopeFields } from "./Payload.ts"
 
-export { Ids, IdsLive, IdsSequential } from "./Ids.ts"
+export { Ids, IdsLive, IdsSequential, randomIds } from "./Ids.ts"
 export * from "./LogErrors.ts"
-export type { LogEntry, VerifyProblem, VerifyReport } from "./LogScan.ts"
+export type { FoldEntry, LogEntry, VerifyProblem, VerifyReport } from "./LogScan.ts"
 
 export interface LogHead {
   /** bytes up to the end of the last good frame */
@@ -52,7 +53,8 @@ export interface EventLogApi {
   readonly append: (events: ReadonlyArray<Event>, workflow: string) => Effect.Effect<ReadonlyArray<LogEntry>, LogError>
   /** Every entry from the start, or from `fromOffset` (an entry's offset), read in 1 MiB chunks. */
   readonly stream: (opts?: { readonly fromOffset?: number }) => Stream.Stream<LogEntry, LogError>
-  readonly fold: <S>(initial: S, f: (s: S, e: LogEntry) => S) => Effect.Effect<S, LogError>
+  /** Every entry from the start, in order, without the entries' hashes (see FoldEntry). */
+  readonly fold: <S>(initial: S, f: (s: S, e: FoldEntry) => S) => Effect.Effect<S, LogError>
   /** Full scan: every checksum, link and event schema (`als audit`). */
   readonly verify: () => Effect.Effect<VerifyReport, LogError>
   /** The last good frame, found from the end in O(1) (`als audit --checkpoint`). */
@@ -206,13 +208,13 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
       return Stream.repeatEffectChunkOption(pull)
     })
 
-  const fold = <S>(initial: S, f: (s: S, e: LogEntry) => S): Effect.Effect<S, LogError> =>
+  const fold = <S>(initial: S, f: (s: S, e: FoldEntry) => S): Effect.Effect<S, LogError> =>
     attempt(() => {
       let s = initial
       const start = startAt(store, undefined)
       if (start === undefined) return s
       const reader = new FrameReader(store, start)
-      for (let e = reader.next(); e !== undefined; e = reader.next()) s = f(s, e)
+      for (let e = reader.nextFolded(); e !== undefined; e = reader.nextFolded()) s = f(s, e)
       return s
     }).pipe(Effect.withSpan("EventLog.fold"))
 
@@ -231,32 +233,33 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
 /** The path of the log under a store root. */
 export const logPath = (root: string): string => path.join(root, ".als", "log")
 
+/** What EventLogFile provides (the lean lookup path builds it without layers). */
+export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.Effect<EventLogApi, LogError, Ids | Scope.Scope> =>
+  Effect.gen(function*() {
+    const ids = yield* Ids
+    const file = logPath(root)
+    const dir = path.dirname(file)
+    const lockPath = path.join(dir, "log.lock")
+    const lockOpts: LockOptions = { ...defaultLockOptions, ...opts?.lock }
+    const store = yield* Effect.acquireRelease(
+      attempt(() => {
+        try {
+          fs.mkdirSync(dir, { recursive: true })
+        } catch (e) {
+          if (!fs.existsSync(dir)) throw logIoError("create", dir, e) // else: a read-only store
+        }
+        return FileStore.open(file)
+      }),
+      (s) => Effect.sync(() => s.close()),
+    )
+    const semaphore = yield* Effect.makeSemaphore(1)
+    const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(file, lockPath, lockOpts, use))
+    return makeApi(store, ids, lock, opts?.sync ?? true)
+  })
+
 /** The log at `<root>/.als/log`; creates `<root>/.als` and the file if missing. */
 export const EventLogFile = (root: string, opts?: EventLogOptions): Layer.Layer<EventLog, LogError, Ids> =>
-  Layer.scoped(
-    EventLog,
-    Effect.gen(function*() {
-      const ids = yield* Ids
-      const file = logPath(root)
-      const dir = path.dirname(file)
-      const lockPath = path.join(dir, "log.lock")
-      const lockOpts: LockOptions = { ...defaultLockOptions, ...opts?.lock }
-      const store = yield* Effect.acquireRelease(
-        attempt(() => {
-          try {
-            fs.mkdirSync(dir, { recursive: true })
-          } catch (e) {
-            if (!fs.existsSync(dir)) throw logIoError("create", dir, e) // else: a read-only store
-          }
-          return FileStore.open(file)
-        }),
-        (s) => Effect.sync(() => s.close()),
-      )
-      const semaphore = yield* Effect.makeSemaphore(1)
-      const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(file, lockPath, lockOpts, use))
-      return makeApi(store, ids, lock, opts?.sync ?? true)
-    }),
-  )
+  Layer.scoped(EventLog, makeEventLogFile(root, opts))
 
 /** A log over the given buffer store (tests that damage bytes keep a handle on it). */
 export const EventLogOn = (store: MemoryStore): Layer.Layer<EventLog, never, Ids> =>

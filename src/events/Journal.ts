@@ -14,28 +14,30 @@ export class Reporter extends Context.Tag("als/Reporter")<Reporter, {
   readonly progress?: (layer: string, bytes: number) => void
 }>() {}
 
-export const ReporterSilent = Layer.succeed(Reporter, { event: () => undefined })
+export const silentReporter: Context.Tag.Service<Reporter> = { event: () => undefined }
+export const ReporterSilent = Layer.succeed(Reporter, silentReporter)
 
 export const CurrentWorkflow = FiberRef.unsafeMake<string>("")
 
-export class Journal extends Effect.Service<Journal>()("als/Journal", {
-  effect: Effect.gen(function*() {
-    const log = yield* EventLog
-    const reporter = yield* Reporter
-    const ids = yield* Ids
+/** What the Journal service is made of (the lean lookup path builds it without layers). */
+export const makeJournal = Effect.gen(function*() {
+  const log = yield* EventLog
+  const reporter = yield* Reporter
+  const ids = yield* Ids
 
-    const emitAll = Effect.fn("Journal.emit")(function*(events: ReadonlyArray<Event>) {
-      const workflow = yield* FiberRef.get(CurrentWorkflow)
-      const entries = yield* log.append(events, workflow)
-      for (const e of entries) reporter.event(e)
-      return entries
-    })
-    const emit = (event: Event) => emitAll([event])
+  const emitAll = Effect.fn("Journal.emit")(function*(events: ReadonlyArray<Event>) {
+    const workflow = yield* FiberRef.get(CurrentWorkflow)
+    const entries = yield* log.append(events, workflow)
+    for (const e of entries) reporter.event(e)
+    return entries
+  })
+  const emit = (event: Event) => emitAll([event])
 
-    /** Runs `effect` as one workflow: its events share a fresh workflow id. */
-    const workflow = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.locally(effect, CurrentWorkflow, ids.next())
+  /** Runs `effect` as one workflow: its events share a fresh workflow id. */
+  const workflow = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.locally(effect, CurrentWorkflow, ids.next())
 
-    return { emit, emitAll, workflow } as const
-  }),
-}) {}
+  return { emit, emitAll, workflow } as const
+})
+
+export class Journal extends Effect.Service<Journal>()("als/Journal", { effect: makeJournal }) {}

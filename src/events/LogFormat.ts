@@ -25,7 +25,6 @@
  * - `index` makes the frame count and any entry's position known without counting from 0.
  */
 import { Buffer } from "node:buffer"
-import * as Crypto from "node:crypto"
 
 export const FILE_HEADER: Buffer = Buffer.from([0x41, 0x4c, 0x53, 0x4c, 0x4f, 0x47, 0x00, 0x01])
 export const HEADER_SIZE = 8
@@ -40,7 +39,13 @@ export const FRAME_OVERHEAD = FRAME_HEAD + FRAME_TAIL
 export const MAX_PAYLOAD = 16 * 1024 * 1024
 export const GENESIS: Buffer = Buffer.alloc(32)
 
-/** sha256 of `data` into `out` (32 bytes). Bun's native hasher is ~2× node:crypto here. */
+type NodeCrypto = typeof import("node:crypto")
+
+/**
+ * sha256 of `data` into `out` (32 bytes). Bun's native hasher is ~2× node:crypto here; other
+ * runtimes get node:crypto when first asked (loading it up front would load node:stream, a
+ * few ms of every process's start).
+ */
 export const sha256Into: (data: Uint8Array, out: Uint8Array) => void = (() => {
   const bun = (globalThis as { Bun?: { SHA256?: { hash(d: Uint8Array, out: Uint8Array): unknown } } }).Bun
   if (bun?.SHA256) {
@@ -49,14 +54,11 @@ export const sha256Into: (data: Uint8Array, out: Uint8Array) => void = (() => {
       h.hash(data, out)
     }
   }
-  const oneShot = (Crypto as { hash?: (alg: string, d: Uint8Array, enc: "buffer") => Buffer }).hash
-  if (typeof oneShot === "function") {
-    return (data, out) => {
-      out.set(oneShot("sha256", data, "buffer"))
-    }
-  }
+  let crypto: NodeCrypto | undefined
   return (data, out) => {
-    out.set(Crypto.createHash("sha256").update(data).digest())
+    crypto ??= (process as unknown as { getBuiltinModule(id: string): NodeCrypto }).getBuiltinModule("node:crypto")
+    const oneShot = (crypto as { hash?: (alg: string, d: Uint8Array, enc: "buffer") => Buffer }).hash
+    out.set(typeof oneShot === "function" ? oneShot("sha256", data, "buffer") : crypto.createHash("sha256").update(data).digest())
   }
 })()
 

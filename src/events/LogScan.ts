@@ -45,6 +45,9 @@ export interface LogEntry {
   readonly event: Event
 }
 
+/** What a fold sees of each entry: all but the hash. */
+export type FoldEntry = Omit<LogEntry, "hash">
+
 /** Where a reader starts: a frame boundary, the hash before it and the index of the frame there. */
 export interface Position {
   readonly offset: number
@@ -234,20 +237,30 @@ export class FrameReader {
 
   /** The next entry, or undefined at the end. Throws LogCorrupt or LogDecodeError. */
   next(): LogEntry | undefined {
-    if (!this.advance()) return undefined
-    const buf = this.win.buf
-    const start = this.at + FRAME_HEAD
-    const problem = decodeInto(buf, start, start + this.len)
-    if (problem !== undefined) {
-      throw new LogDecodeError({ path: this.store.path, offset: this.offset, index: this.index - 1, problem })
-    }
+    if (!this.nextDecoded()) return undefined
     return {
       offset: this.offset,
       index: this.index - 1,
-      hash: hashHex(buf, start + this.len),
+      hash: hashHex(this.win.buf, this.at + FRAME_HEAD + this.len),
       envelope: decoded.envelope,
       event: decoded.event,
     }
+  }
+
+  /** The next entry without its hash (folds never read it, and its hex costs a sixth of a fold). */
+  nextFolded(): FoldEntry | undefined {
+    if (!this.nextDecoded()) return undefined
+    return { offset: this.offset, index: this.index - 1, envelope: decoded.envelope, event: decoded.event }
+  }
+
+  private nextDecoded(): boolean {
+    if (!this.advance()) return false
+    const start = this.at + FRAME_HEAD
+    const problem = decodeInto(this.win.buf, start, start + this.len)
+    if (problem !== undefined) {
+      throw new LogDecodeError({ path: this.store.path, offset: this.offset, index: this.index - 1, problem })
+    }
+    return true
   }
 
   private damage(kind: ProblemKind, problem: string): boolean {

@@ -13,7 +13,8 @@
  */
 import { Buffer } from "node:buffer"
 import { Either, ParseResult, Schema } from "effect"
-import { Packr, Unpackr } from "msgpackr"
+import { Packr } from "msgpackr/pack"
+import { Unpackr } from "msgpackr/unpack"
 import { Envelope, Event, EventVersions, type EventType } from "./Events.ts"
 import { fastPayload, fastUnpack, payload, Unsupported } from "./FastUnpack.ts"
 import { currentVersion, upcast } from "./Upcast.ts"

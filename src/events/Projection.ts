@@ -73,6 +73,9 @@ export interface StoreState {
   readonly layers: HashMap.HashMap<string, LayerRecord>
   readonly removed: HashMap.HashMap<string, RemovedLayer>
   readonly refs: HashMap.HashMap<string, RefRecord>
+  /** the refs whose last RefIndexed lists each layer digest, committed or not (an index: a
+   * layer committed later takes its refs from here instead of scanning every ref) */
+  readonly refsByLayer: HashMap.HashMap<string, HashSet.HashSet<string>>
   /** the manifest digest last resolved for each ref, indexed or not */
   readonly manifests: HashMap.HashMap<string, string>
   readonly counters: Counters
@@ -105,6 +108,7 @@ export const initialState: StoreState = {
   layers: HashMap.empty(),
   removed: HashMap.empty(),
   refs: HashMap.empty(),
+  refsByLayer: HashMap.empty(),
   manifests: HashMap.empty(),
   counters: zero,
   events: 0,
@@ -135,6 +139,22 @@ const tagLayers = (
       const refs = on ? HashSet.add(layer.value.refs, ref) : HashSet.remove(layer.value.refs, ref)
       out = HashMap.set(out, d, { ...layer.value, refs })
     }
+  }
+  return out
+}
+
+/** Adds `ref` to (or removes it from) the index entry of each layer in `digests`. */
+const indexRef = (
+  index: HashMap.HashMap<string, HashSet.HashSet<string>>,
+  digests: Iterable<string>,
+  ref: string,
+  on: boolean,
+): HashMap.HashMap<string, HashSet.HashSet<string>> => {
+  let out = index
+  for (const d of digests) {
+    const before = Option.getOrElse(HashMap.get(out, d), () => HashSet.empty<string>())
+    const after = on ? HashSet.add(before, ref) : HashSet.remove(before, ref)
+    out = HashSet.size(after) === 0 ? HashMap.remove(out, d) : HashMap.set(out, d, after)
   }
   return out
 }
@@ -174,8 +194,7 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
       return count(s, (c) => ({ layersExtracted: c.layersExtracted + 1 }))
     case "LayerCommitted": {
       // A layer committed again (after a removal, or re-pulled) keeps the refs that name it.
-      let refs = HashSet.empty<string>()
-      for (const [ref, r] of s.refs) if (r.layers.includes(event.layer)) refs = HashSet.add(refs, ref)
+      const refs = Option.getOrElse(HashMap.get(s.refsByLayer, event.layer), () => HashSet.empty<string>())
       const layer: LayerRecord = {
         digest: event.layer,
         diffId: event.diffId,
@@ -207,7 +226,8 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
         ...(manifestDigest !== undefined ? { manifestDigest } : {}),
       }
       const layers = tagLayers(tagLayers(s.layers, dropped, event.ref, false), event.layers, event.ref, true)
-      return { ...s, layers, refs: HashMap.set(s.refs, event.ref, ref) }
+      const refsByLayer = indexRef(indexRef(s.refsByLayer, dropped, event.ref, false), event.layers, event.ref, true)
+      return { ...s, layers, refsByLayer, refs: HashMap.set(s.refs, event.ref, ref) }
     }
     case "PullCompleted": {
       const ref = HashMap.get(s.refs, event.ref)
@@ -229,7 +249,8 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
       const before = HashMap.get(s.refs, event.ref)
       if (Option.isNone(before)) return s
       const layers = tagLayers(s.layers, before.value.layers, event.ref, false)
-      return { ...s, layers, refs: HashMap.remove(s.refs, event.ref) }
+      const refsByLayer = indexRef(s.refsByLayer, before.value.layers, event.ref, false)
+      return { ...s, layers, refsByLayer, refs: HashMap.remove(s.refs, event.ref) }
     }
     case "LayerRemoved": {
       const last = HashMap.get(s.layers, event.layer)

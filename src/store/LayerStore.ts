@@ -7,6 +7,7 @@
  * sees a half-made entry either.
  */
 import { Effect, Scope } from "effect"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -36,6 +37,15 @@ export interface CommitHooks {
   readonly retract: (why: string) => Effect.Effect<void>
 }
 
+/** Where the symlink at `p` points; undefined when there is none (a cheap local call). */
+const linkTarget = (p: string): string | undefined => {
+  try {
+    return fsSync.readlinkSync(p)
+  } catch {
+    return undefined
+  }
+}
+
 const exists = (p: string) => fs.stat(p).then(() => true, () => false)
 
 /** `<digest>.<host>.<pid>.<random>[.<kind>]`: who made a staging entry. */
@@ -55,251 +65,261 @@ const pidAlive = (pid: number): boolean => {
 
 const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`
 
-export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", {
-  effect: Effect.gen(function*() {
-    const { paths } = yield* StoreConfig
-    const sys = yield* Syscalls
+/** What the LayerStore service is made of (the lean lookup path builds it without layers). */
+export const makeLayerStore = Effect.gen(function*() {
+  const { paths } = yield* StoreConfig
+  const sys = yield* Syscalls
 
-    const io = <A>(op: string, p: string, f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: ioError(op, p) })
+  const io = <A>(op: string, p: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: ioError(op, p) })
 
-    /** Creates the store's directories; true when the store did not exist before. */
-    const init = Effect.fn("LayerStore.init")(function*() {
-      const fresh = !(yield* io("stat", paths.alsDir, () => exists(paths.alsDir)))
-      for (const d of [paths.root, paths.alsDir, paths.staging, paths.locks, paths.pool]) {
-        yield* io("create directory", d, () => fs.mkdir(d, { recursive: true }))
-      }
-      return fresh
-    })
+  /**
+   * Creates the store's directories; true when the store did not exist before. Synchronous
+   * calls: six stat/mkdir round trips through the thread pool cost ~2 ms of every lookup.
+   */
+  const init = Effect.fn("LayerStore.init")(function*() {
+    const fresh = !fsSync.existsSync(paths.alsDir)
+    for (const d of [paths.root, paths.alsDir, paths.staging, paths.locks, paths.pool]) {
+      yield* Effect.try({ try: () => fsSync.mkdirSync(d, { recursive: true }), catch: ioError("create directory", d) })
+    }
+    return fresh
+  })
 
-    /** The test containers/storage applies: diff, info and blob all stat (following links). */
-    const isComplete = (dir: string) =>
-      Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e)))).then((r) => r.every(Boolean))
+  /** The test containers/storage applies: diff, info and blob all stat (following links). */
+  const isComplete = (dir: string) =>
+    Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e)))).then((r) => r.every(Boolean))
 
-    /** The layer's directory when it is complete under `key` (blob or TOC digest). */
-    const find = Effect.fn("LayerStore.find")(function*(key: Digest) {
-      const dir = paths.layer(key)
-      return (yield* io("stat", dir, () => isComplete(dir))) ? dir : undefined
-    })
+  /** The layer's directory when it is complete under `key` (blob or TOC digest). */
+  const find = Effect.fn("LayerStore.find")(function*(key: Digest) {
+    const dir = paths.layer(key)
+    return (yield* io("stat", dir, () => isComplete(dir))) ? dir : undefined
+  })
 
-    /** A fresh staging directory, removed when the scope closes unless it was committed. */
-    const stage = (digest: Digest): Effect.Effect<string, StoreIoError, Scope.Scope> =>
-      Effect.acquireRelease(
-        io("create staging directory", paths.staging, async () => {
-          await fs.mkdir(paths.staging, { recursive: true })
-          const dir = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}`)
-          await fs.mkdir(dir)
-          return dir
-        }),
-        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)),
-      )
-
-    /** A path in staging for a single file (e.g. a blob fetched for a pool-linked layer). */
-    const stagingFile = (digest: Digest, kind: string) =>
+  /** A fresh staging directory, removed when the scope closes unless it was committed. */
+  const stage = (digest: Digest): Effect.Effect<string, StoreIoError, Scope.Scope> =>
+    Effect.acquireRelease(
       io("create staging directory", paths.staging, async () => {
         await fs.mkdir(paths.staging, { recursive: true })
-        return path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.${kind}`)
-      })
+        const dir = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}`)
+        await fs.mkdir(dir)
+        return dir
+      }),
+      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)),
+    )
 
-    /**
-     * Removes what dead processes left in staging: names carry host and pid, so a process on
-     * this host that is gone is known for sure; another host's leftovers only once they are
-     * old (a live pull touches its files continuously).
-     */
-    const cleanStaging = Effect.fn("LayerStore.cleanStaging")(function*(otherHostAgeMs = 24 * 3600_000) {
-      const names = yield* io("read staging", paths.staging, () => fs.readdir(paths.staging).catch(() => [] as string[]))
-      const host = os.hostname()
-      const removed: string[] = []
-      for (const name of names) {
-        const owner = parseStagingName(name)
-        const p = path.join(paths.staging, name)
-        let dead: boolean
-        if (owner && owner.host === host) dead = !pidAlive(owner.pid)
-        else {
-          const st = yield* Effect.promise(() => fs.lstat(p).catch(() => undefined))
-          dead = st !== undefined && Date.now() - st.mtimeMs > otherHostAgeMs
-        }
-        if (dead) {
-          yield* io("clean staging", p, () => fs.rm(p, { recursive: true, force: true }))
-          removed.push(name)
-        }
+  /** A path in staging for a single file (e.g. a blob fetched for a pool-linked layer). */
+  const stagingFile = (digest: Digest, kind: string) =>
+    io("create staging directory", paths.staging, async () => {
+      await fs.mkdir(paths.staging, { recursive: true })
+      return path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.${kind}`)
+    })
+
+  /**
+   * Removes what dead processes left in staging: names carry host and pid, so a process on
+   * this host that is gone is known for sure; another host's leftovers only once they are
+   * old (a live pull touches its files continuously).
+   */
+  const cleanStaging = Effect.fn("LayerStore.cleanStaging")(function*(otherHostAgeMs = 24 * 3600_000) {
+    const names = yield* io("read staging", paths.staging, () => fs.readdir(paths.staging).catch(() => [] as string[]))
+    const host = os.hostname()
+    const removed: string[] = []
+    for (const name of names) {
+      const owner = parseStagingName(name)
+      const p = path.join(paths.staging, name)
+      let dead: boolean
+      if (owner && owner.host === host) dead = !pidAlive(owner.pid)
+      else {
+        const st = yield* Effect.promise(() => fs.lstat(p).catch(() => undefined))
+        dead = st !== undefined && Date.now() - st.mtimeMs > otherHostAgeMs
       }
-      return removed
-    })
-
-    /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
-    const putSymlink = (target: string, name: string) =>
-      io("create symlink", name, async () => {
-        // made in staging, where a dead process's leftovers are cleaned, then renamed into place
-        await fs.mkdir(paths.staging, { recursive: true })
-        const tmp = path.join(paths.staging, `link.${uniqueSuffix()}.link`)
-        await fs.symlink(target, tmp)
-        try {
-          await fs.rename(tmp, name)
-        } catch (e) {
-          await fs.rm(tmp, { force: true })
-          throw e
-        }
-      })
-
-    const writeInfo = (dir: string, facts: LayerFacts) =>
-      io("write layer info", path.join(dir, "info"), async () => {
-        const f = path.join(dir, "info")
-        const h = await fs.open(f, "w", 0o644)
-        try {
-          await h.writeFile(renderLayerInfo(facts))
-          await h.sync()
-        } finally {
-          await h.close()
-        }
-      })
-
-    /**
-     * Moves a complete staging directory (diff/ and blob in it) into place under the blob
-     * digest, writing `info` first. If another process committed the same layer meanwhile,
-     * theirs stays and ours is dropped with the staging scope: both were verified alike.
-     */
-    const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts, hooks?: CommitHooks) {
-      yield* writeInfo(stagingDir, facts)
-      // Durable before visible: after a crash or power loss a committed layer is whole.
-      // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
-      yield* Effect.try({ try: () => sys.syncfs(stagingDir), catch: ioError("sync", stagingDir) })
-      // The log says it before the store shows it: a crash between the two leaves the log
-      // ahead (the next pull simply commits the layer again), never a layer the log cannot
-      // explain.
-      if (hooks) yield* hooks.announce
-      const dest = paths.layer(facts.blobDigest)
-      const moved = yield* io("commit layer", dest, () =>
-        fs.rename(stagingDir, dest).then(
-          () => true,
-          (e: NodeJS.ErrnoException) => {
-            if (e.code === "EEXIST" || e.code === "ENOTEMPTY") return false
-            throw e
-          },
-        )).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
-      if (facts.tocDigest && facts.tocDigest !== facts.blobDigest) {
-        yield* putSymlink(facts.blobDigest, paths.layer(facts.tocDigest))
+      if (dead) {
+        yield* io("clean staging", p, () => fs.rm(p, { recursive: true, force: true }))
+        removed.push(name)
       }
-      return { path: dest, fresh: moved }
-    })
+    }
+    return removed
+  })
 
-    /**
-     * Makes a layer visible whose tree lives in a pool: `diff` (and `blob`, when the pool has
-     * it) are symlinks into the pool, `info` is ours. No tree is copied. When the pool has no
-     * blob the caller passes one it fetched and verified (`blobFile`), which is moved in.
-     */
-    const link = Effect.fn("LayerStore.link")(function*(
-      facts: LayerFacts,
-      target: { readonly diff: string; readonly blob?: string | undefined; readonly blobFile?: string | undefined },
-      hooks?: CommitHooks,
-    ) {
-      return yield* Effect.scoped(Effect.gen(function*() {
-        const dir = yield* stage(facts.blobDigest)
-        yield* io("link diff", dir, () => fs.symlink(target.diff, path.join(dir, "diff")))
-        if (target.blob) {
-          yield* io("link blob", dir, () => fs.symlink(target.blob!, path.join(dir, "blob")))
-        } else if (target.blobFile) {
-          yield* io("move blob", dir, () => fs.rename(target.blobFile!, path.join(dir, "blob")))
-        }
-        return yield* commit(dir, facts, hooks)
-      }))
-    })
-
-    /** The `:ref` view: `<root>/<b64(ref)>/<key> -> ../<blob digest>` for each key. */
-    const indexRef = Effect.fn("LayerStore.indexRef")(function*(
-      ref: string,
-      entries: ReadonlyArray<{ readonly key: Digest; readonly blobDigest: Digest }>,
-    ) {
-      const dir = paths.refDir(ref)
-      yield* io("create ref directory", dir, () => fs.mkdir(dir, { recursive: true }))
-      for (const { key, blobDigest } of entries) {
-        yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key))
+  /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
+  const putSymlink = (target: string, name: string) =>
+    io("create symlink", name, async () => {
+      // made in staging, where a dead process's leftovers are cleaned, then renamed into place
+      await fs.mkdir(paths.staging, { recursive: true })
+      const tmp = path.join(paths.staging, `link.${uniqueSuffix()}.link`)
+      await fs.symlink(target, tmp)
+      try {
+        await fs.rename(tmp, name)
+      } catch (e) {
+        await fs.rm(tmp, { force: true })
+        throw e
       }
     })
 
-    /**
-     * Takes a layer out of the root in one step (rename into staging), then deletes it and
-     * the names that pointed at it. False when it was not there.
-     */
-    const remove = Effect.fn("LayerStore.remove")(function*(digest: Digest) {
-      const trash = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.trash`)
-      const moved = yield* io("remove layer", paths.layer(digest), async () => {
-        await fs.mkdir(paths.staging, { recursive: true })
-        return fs.rename(paths.layer(digest), trash).then(() => true, (e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return false
+  const writeInfo = (dir: string, facts: LayerFacts) =>
+    io("write layer info", path.join(dir, "info"), async () => {
+      const f = path.join(dir, "info")
+      const h = await fs.open(f, "w", 0o644)
+      try {
+        await h.writeFile(renderLayerInfo(facts))
+        await h.sync()
+      } finally {
+        await h.close()
+      }
+    })
+
+  /**
+   * Moves a complete staging directory (diff/ and blob in it) into place under the blob
+   * digest, writing `info` first. If another process committed the same layer meanwhile,
+   * theirs stays and ours is dropped with the staging scope: both were verified alike.
+   */
+  const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts, hooks?: CommitHooks) {
+    yield* writeInfo(stagingDir, facts)
+    // Durable before visible: after a crash or power loss a committed layer is whole.
+    // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
+    yield* Effect.try({ try: () => sys.syncfs(stagingDir), catch: ioError("sync", stagingDir) })
+    // The log says it before the store shows it: a crash between the two leaves the log
+    // ahead (the next pull simply commits the layer again), never a layer the log cannot
+    // explain.
+    if (hooks) yield* hooks.announce
+    const dest = paths.layer(facts.blobDigest)
+    const moved = yield* io("commit layer", dest, () =>
+      fs.rename(stagingDir, dest).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => {
+          if (e.code === "EEXIST" || e.code === "ENOTEMPTY") return false
           throw e
-        })
+        },
+      )).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
+    if (facts.tocDigest && facts.tocDigest !== facts.blobDigest) {
+      yield* putSymlink(facts.blobDigest, paths.layer(facts.tocDigest))
+    }
+    return { path: dest, fresh: moved }
+  })
+
+  /**
+   * Makes a layer visible whose tree lives in a pool: `diff` (and `blob`, when the pool has
+   * it) are symlinks into the pool, `info` is ours. No tree is copied. When the pool has no
+   * blob the caller passes one it fetched and verified (`blobFile`), which is moved in.
+   */
+  const link = Effect.fn("LayerStore.link")(function*(
+    facts: LayerFacts,
+    target: { readonly diff: string; readonly blob?: string | undefined; readonly blobFile?: string | undefined },
+    hooks?: CommitHooks,
+  ) {
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const dir = yield* stage(facts.blobDigest)
+      yield* io("link diff", dir, () => fs.symlink(target.diff, path.join(dir, "diff")))
+      if (target.blob) {
+        yield* io("link blob", dir, () => fs.symlink(target.blob!, path.join(dir, "blob")))
+      } else if (target.blobFile) {
+        yield* io("move blob", dir, () => fs.rename(target.blobFile!, path.join(dir, "blob")))
+      }
+      return yield* commit(dir, facts, hooks)
+    }))
+  })
+
+  /**
+   * The `:ref` view: `<root>/<b64(ref)>/<key> -> ../<blob digest>` for each key. Returns how
+   * many names it had to make or change (0: the view was already so, nothing to log).
+   */
+  const indexRef = Effect.fn("LayerStore.indexRef")(function*(
+    ref: string,
+    entries: ReadonlyArray<{ readonly key: Digest; readonly blobDigest: Digest }>,
+  ) {
+    const wanted = entries.filter(({ key, blobDigest }) => linkTarget(paths.refEntry(ref, key)) !== `../${blobDigest}`)
+    if (wanted.length === 0) return 0
+    const dir = paths.refDir(ref)
+    yield* io("create ref directory", dir, () => fs.mkdir(dir, { recursive: true }))
+    for (const { key, blobDigest } of wanted) {
+      yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key))
+    }
+    return wanted.length
+  })
+
+  /**
+   * Takes a layer out of the root in one step (rename into staging), then deletes it and
+   * the names that pointed at it. False when it was not there.
+   */
+  const remove = Effect.fn("LayerStore.remove")(function*(digest: Digest) {
+    const trash = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.trash`)
+    const moved = yield* io("remove layer", paths.layer(digest), async () => {
+      await fs.mkdir(paths.staging, { recursive: true })
+      return fs.rename(paths.layer(digest), trash).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return false
+        throw e
       })
-      if (!moved) return false
-      yield* pruneDanglingNames()
-      yield* io("delete layer", trash, () => fs.rm(trash, { recursive: true, force: true }))
-      return true
     })
+    if (!moved) return false
+    yield* pruneDanglingNames()
+    yield* io("delete layer", trash, () => fs.rm(trash, { recursive: true, force: true }))
+    return true
+  })
 
-    /** Removes TOC aliases and `:ref` entries whose layer is gone, and empty ref directories. */
-    const pruneDanglingNames = Effect.fn("LayerStore.pruneDanglingNames")(function*() {
-      yield* io("prune names", paths.root, async () => {
-        for (const d of await fs.readdir(paths.root, { withFileTypes: true })) {
-          const p = path.join(paths.root, d.name)
-          if (isDigest(d.name) && d.isSymbolicLink()) {
-            if (!(await exists(p))) await fs.rm(p, { force: true })
-          } else if (d.isDirectory() && decodeRef(d.name) !== undefined) {
-            const entries = await fs.readdir(p)
-            for (const e of entries) {
-              if (!(await exists(path.join(p, e)))) await fs.rm(path.join(p, e), { force: true })
-            }
-            if ((await fs.readdir(p)).length === 0) await fs.rmdir(p).catch(() => undefined)
-          }
-        }
-      })
-    })
-
-    /** Removes a `:ref` view (its layers stay until `als gc`). False when there was none. */
-    const unindexRef = Effect.fn("LayerStore.unindexRef")(function*(ref: string) {
-      const dir = paths.refDir(ref)
-      return yield* io("remove ref", dir, () =>
-        fs.rm(dir, { recursive: true }).then(() => true, (e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return false
-          throw e
-        }))
-    })
-
-    /** Every layer directory, its aliases and the refs that name it, read from disk. */
-    const list = Effect.fn("LayerStore.list")(function*() {
-      const names = yield* io("read store", paths.root, () => fs.readdir(paths.root, { withFileTypes: true }))
-      const aliases = new Map<string, Digest[]>()
-      const refs = new Map<string, string[]>()
-      const layers: Array<Omit<StoredLayer, "aliases" | "refs">> = []
-      for (const d of names) {
+  /** Removes TOC aliases and `:ref` entries whose layer is gone, and empty ref directories. */
+  const pruneDanglingNames = Effect.fn("LayerStore.pruneDanglingNames")(function*() {
+    yield* io("prune names", paths.root, async () => {
+      for (const d of await fs.readdir(paths.root, { withFileTypes: true })) {
+        const p = path.join(paths.root, d.name)
         if (isDigest(d.name) && d.isSymbolicLink()) {
-          const t = yield* io("read link", d.name, () => fs.readlink(path.join(paths.root, d.name)))
-          aliases.set(t, [...(aliases.get(t) ?? []), d.name])
-        } else if (isDigest(d.name) && d.isDirectory()) {
-          const dir = path.join(paths.root, d.name)
-          const info = yield* io("read info", dir, () =>
-            fs.readFile(path.join(dir, "info"), "utf8").then(parseLayerInfo, () => ({})))
-          const linkedTo = yield* io("read link", dir, () =>
-            fs.readlink(path.join(dir, "diff")).catch(() => undefined))
-          const complete = yield* io("stat", dir, () => isComplete(dir))
-          layers.push({ digest: d.name, path: dir, facts: info, complete, ...(linkedTo ? { linkedTo } : {}) })
-        } else if (d.isDirectory()) {
-          const ref = decodeRef(d.name)
-          if (ref === undefined) continue
-          const entries = yield* io("read ref directory", d.name, () =>
-            fs.readdir(path.join(paths.root, d.name)).catch(() => [] as string[]))
+          if (!(await exists(p))) await fs.rm(p, { force: true })
+        } else if (d.isDirectory() && decodeRef(d.name) !== undefined) {
+          const entries = await fs.readdir(p)
           for (const e of entries) {
-            const t = yield* io("read link", e, () =>
-              fs.readlink(path.join(paths.root, d.name, e)).catch(() => ""))
-            const target = path.basename(t)
-            refs.set(target, [...new Set([...(refs.get(target) ?? []), ref])])
+            if (!(await exists(path.join(p, e)))) await fs.rm(path.join(p, e), { force: true })
           }
+          if ((await fs.readdir(p)).length === 0) await fs.rmdir(p).catch(() => undefined)
         }
       }
-      return layers
-        .sort((a, b) => a.digest.localeCompare(b.digest))
-        .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
     })
+  })
 
-    return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, unindexRef, remove, pruneDanglingNames, list, putSymlink } as const
-  }),
-}) {}
+  /** Removes a `:ref` view (its layers stay until `als gc`). False when there was none. */
+  const unindexRef = Effect.fn("LayerStore.unindexRef")(function*(ref: string) {
+    const dir = paths.refDir(ref)
+    return yield* io("remove ref", dir, () =>
+      fs.rm(dir, { recursive: true }).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return false
+        throw e
+      }))
+  })
+
+  /** Every layer directory, its aliases and the refs that name it, read from disk. */
+  const list = Effect.fn("LayerStore.list")(function*() {
+    const names = yield* io("read store", paths.root, () => fs.readdir(paths.root, { withFileTypes: true }))
+    const aliases = new Map<string, Digest[]>()
+    const refs = new Map<string, string[]>()
+    const layers: Array<Omit<StoredLayer, "aliases" | "refs">> = []
+    for (const d of names) {
+      if (isDigest(d.name) && d.isSymbolicLink()) {
+        const t = yield* io("read link", d.name, () => fs.readlink(path.join(paths.root, d.name)))
+        aliases.set(t, [...(aliases.get(t) ?? []), d.name])
+      } else if (isDigest(d.name) && d.isDirectory()) {
+        const dir = path.join(paths.root, d.name)
+        const info = yield* io("read info", dir, () =>
+          fs.readFile(path.join(dir, "info"), "utf8").then(parseLayerInfo, () => ({})))
+        const linkedTo = yield* io("read link", dir, () =>
+          fs.readlink(path.join(dir, "diff")).catch(() => undefined))
+        const complete = yield* io("stat", dir, () => isComplete(dir))
+        layers.push({ digest: d.name, path: dir, facts: info, complete, ...(linkedTo ? { linkedTo } : {}) })
+      } else if (d.isDirectory()) {
+        const ref = decodeRef(d.name)
+        if (ref === undefined) continue
+        const entries = yield* io("read ref directory", d.name, () =>
+          fs.readdir(path.join(paths.root, d.name)).catch(() => [] as string[]))
+        for (const e of entries) {
+          const t = yield* io("read link", e, () =>
+            fs.readlink(path.join(paths.root, d.name, e)).catch(() => ""))
+          const target = path.basename(t)
+          refs.set(target, [...new Set([...(refs.get(target) ?? []), ref])])
+        }
+      }
+    }
+    return layers
+      .sort((a, b) => a.digest.localeCompare(b.digest))
+      .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
+  })
+
+  return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, unindexRef, remove, pruneDanglingNames, list, putSymlink } as const
+})
+
+export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", { effect: makeLayerStore }) {}

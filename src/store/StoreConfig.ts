@@ -8,8 +8,9 @@ export class StoreConfig extends Context.Tag("als/StoreConfig")<StoreConfig, {
   readonly opaqueXattr: "trusted.overlay.opaque" | "user.overlay.opaque"
 }>() {}
 
-export const storeConfig = (root: string, uid = process.getuid?.() ?? 0) =>
-  Layer.succeed(StoreConfig, {
-    paths: storePaths(root),
-    opaqueXattr: uid === 0 ? "trusted.overlay.opaque" : "user.overlay.opaque",
-  })
+export const storeConfigFor = (root: string, uid = process.getuid?.() ?? 0): Context.Tag.Service<StoreConfig> => ({
+  paths: storePaths(root),
+  opaqueXattr: uid === 0 ? "trusted.overlay.opaque" : "user.overlay.opaque",
+})
+
+export const storeConfig = (root: string, uid?: number) => Layer.succeed(StoreConfig, storeConfigFor(root, uid))

@@ -48,13 +48,29 @@ export class Syscalls extends Context.Tag("als/Syscalls")<Syscalls, SyscallsApi>
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
 
-/** Picks the implementation for the runtime we run on; imported lazily so that neither
- * runtime ever loads the other's FFI module. */
-export const SyscallsLive: Layer.Layer<Syscalls> = Layer.effect(
-  Syscalls,
-  Effect.promise(async () =>
-    isBun
-      ? (await import("./BunSyscalls.ts")).make()
-      : (await import("./DenoSyscalls.ts")).make()
-  ),
-)
+/**
+ * Defers `make` (dlopen, and under Bun compiling the call stubs: ~2 ms) to the first call: a
+ * lookup that finds its layer never makes one.
+ */
+const onFirstCall = (runtime: SyscallsApi["runtime"], make: () => SyscallsApi): SyscallsApi => {
+  let api: SyscallsApi | undefined
+  const get = () => (api ??= make())
+  return {
+    runtime,
+    mknod: (p, mode, major, minor) => get().mknod(p, mode, major, minor),
+    lsetxattr: (p, name, value) => get().lsetxattr(p, name, value),
+    lgetxattr: (p, name) => get().lgetxattr(p, name),
+    llistxattr: (p) => get().llistxattr(p),
+    syncfs: (p) => get().syncfs(p),
+    renameat2: (from, to, flags) => get().renameat2(from, to, flags),
+  }
+}
+
+/** The implementation for the runtime we run on; imported lazily so that neither runtime ever
+ * loads the other's FFI module. */
+export const loadSyscalls = async (): Promise<SyscallsApi> =>
+  isBun
+    ? onFirstCall("bun", (await import("./BunSyscalls.ts")).make)
+    : onFirstCall("deno", (await import("./DenoSyscalls.ts")).make)
+
+export const SyscallsLive: Layer.Layer<Syscalls> = Layer.effect(Syscalls, Effect.promise(loadSyscalls))

@@ -37,8 +37,10 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       ? Effect.gen(function*() {
         const entries = [{ key: req.digest, blobDigest: req.digest }]
         if (tocDigest) entries.push({ key: tocDigest, blobDigest: req.digest })
-        yield* store.indexRef(req.ref!, entries)
-        yield* journal.emit({ _tag: "RefIndexed", ref: req.ref!, layers: [req.digest] })
+        // an unchanged view is no event: the seed looks the same layers up again and again
+        if ((yield* store.indexRef(req.ref!, entries)) > 0) {
+          yield* journal.emit({ _tag: "RefIndexed", ref: req.ref!, layers: [req.digest] })
+        }
       })
       : Effect.void
 
