@@ -1,14 +1,16 @@
 // Event log throughput, through src/events/EventLog.ts itself: N events appended in batches
-// (fdatasync off: this measures framing, encoding and hashing, not the disk), then folded twice:
-// with a reducer that only counts (reading, checking and decoding frames), and with the store
-// projection `als ls` uses (Projection.evolve). Run in its own process (a clean heap):
+// (fdatasync off: this measures framing, encoding and hashing, not the disk), then folded: with
+// a reducer that counts events by type (reading, checking and decoding every frame), as `als`
+// folds (checksums on a second thread under Bun: src/events/FoldVerifier.ts) and on one thread,
+// and with the store projection `als ls` uses (Projection.evolve). Run in its own process (a
+// clean heap):
 //
 //   bun bench/LogRate.ts [--events 1000000] [--batch 1000] [--dir /var/tmp]   → one JSON line
 
 import { Effect, Layer } from "effect"
 import { mkdtempSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { EventLog, EventLogFile, IdsLive, logPath } from "../src/events/EventLog.ts"
+import { EventLog, EventLogFile, IdsLive, logPath, makeEventLogFile } from "../src/events/EventLog.ts"
 import type { Event } from "../src/events/Events.ts"
 import { evolve, initialState } from "../src/events/Projection.ts"
 
@@ -22,6 +24,9 @@ export interface LogRateResult {
   readonly appendPerCpuSec: number
   readonly foldCountPerSec: number
   readonly foldCountPerCpuSec: number
+  /** the same fold with every checksum on the fold's own thread */
+  readonly foldOneThreadPerSec: number
+  readonly foldOneThreadPerCpuSec: number
   readonly foldProjectPerSec: number
   readonly foldProjectPerCpuSec: number
   /** heap growth during the counting fold (MB): reading must not hold the log */
@@ -100,11 +105,20 @@ export const measureLogRate = (events: number, batch: number, dir: string) =>
     const append = yield* timed(Effect.forEach(batches, (b) => log.append(b, "bench"), { discard: true }))
     batches.length = 0
 
+    // counts by type: the reducer reads every event, as any real fold does
+    const byTag = (m: Map<string, number>, e: { readonly event: Event }) => m.set(e.event._tag, (m.get(e.event._tag) ?? 0) + 1)
+    const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
     Bun.gc(true)
     const heap0 = process.memoryUsage().heapUsed
-    const count = yield* timed(log.fold(0, (n) => n + 1))
+    const count = yield* timed(log.fold(new Map<string, number>(), byTag))
     const heapGrowth = (process.memoryUsage().heapUsed - heap0) / 1e6
-    if (count.value !== events) throw new Error(`fold saw ${count.value} events, ${events} were appended`)
+    if (total(count.value) !== events) throw new Error(`fold saw ${total(count.value)} events, ${events} were appended`)
+
+    const oneThread = yield* Effect.scoped(Effect.gen(function*() {
+      const oneThreadLog = yield* makeEventLogFile(dir, { sync: false, verifyThread: false })
+      return yield* timed(oneThreadLog.fold(new Map<string, number>(), byTag))
+    })).pipe(Effect.provide(IdsLive))
+    if (total(oneThread.value) !== events) throw new Error(`one-thread fold saw ${total(oneThread.value)} events`)
 
     const project = yield* timed(log.fold(initialState, evolve))
     if (project.value.events !== events) throw new Error(`projection saw ${project.value.events} events, ${events} were appended`)
@@ -118,6 +132,8 @@ export const measureLogRate = (events: number, batch: number, dir: string) =>
       appendPerCpuSec: rate(append.cpu),
       foldCountPerSec: rate(count.wall),
       foldCountPerCpuSec: rate(count.cpu),
+      foldOneThreadPerSec: rate(oneThread.wall),
+      foldOneThreadPerCpuSec: rate(oneThread.cpu),
       foldProjectPerSec: rate(project.wall),
       foldProjectPerCpuSec: rate(project.cpu),
       foldHeapGrowthMB: Math.round(heapGrowth * 10) / 10,

@@ -21,6 +21,7 @@ import { Chunk, Clock, Context, Effect, Either, Layer, Option, ParseResult, Sche
 import { type Envelope, Event, EventVersions } from "./Events.ts"
 import { Ids } from "./Ids.ts"
 import { isLogError, type LogError, logIoError, LogIoError } from "./LogErrors.ts"
+import { startVerifier, VERIFY_THREAD_MIN_BYTES } from "./FoldVerifier.ts"
 import { FILE_HEADER, FRAME_OVERHEAD, frameSize, hashHex, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
 import { defaultLockOptions, type LockOptions, withFileLock } from "./LogLock.ts"
 import {
@@ -67,6 +68,10 @@ export interface EventLogOptions {
   /** fdatasync after every append (default true) */
   readonly sync?: boolean
   readonly lock?: Partial<LockOptions>
+  /** check a big log's checksums on a second thread while folding (default true; FoldVerifier.ts) */
+  readonly verifyThread?: boolean
+  /** from how many bytes to fold on (default VERIFY_THREAD_MIN_BYTES) */
+  readonly verifyThreadMinBytes?: number
 }
 
 type Locker = <A>(use: Effect.Effect<A, LogError>) => Effect.Effect<A, LogError>
@@ -95,7 +100,15 @@ const invalidEvent = (event: unknown, i: number): Error => {
   return new Error(`EventLog.append: event ${i} does not match the Event schema: ${why}`)
 }
 
-const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: Locker, sync: boolean): EventLogApi => {
+const makeApi = (
+  store: ByteStore,
+  ids: { readonly next: () => string },
+  lock: Locker,
+  sync: boolean,
+  opts?: EventLogOptions,
+): EventLogApi => {
+  const verifyThread = opts?.verifyThread ?? true
+  const verifyThreadMinBytes = opts?.verifyThreadMinBytes ?? VERIFY_THREAD_MIN_BYTES
   // The tail this process saw last: later appends check only what was added since.
   let known: Tail | undefined
 
@@ -214,7 +227,17 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
       const start = startAt(store, undefined)
       if (start === undefined) return s
       const reader = new FrameReader(store, start)
-      for (let e = reader.nextFolded(); e !== undefined; e = reader.nextFolded()) s = f(s, e)
+      // a big log's checksums are checked on a second thread, ahead of this one (FoldVerifier.ts)
+      const size = store.size()
+      const verifier = store instanceof FileStore && verifyThread && size - start.offset >= verifyThreadMinBytes
+        ? startVerifier(store.path, start.offset, size)
+        : undefined
+      if (verifier !== undefined) reader.trustVerifier(verifier.verifiedEnd)
+      try {
+        for (let e = reader.nextFolded(); e !== undefined; e = reader.nextFolded()) s = f(s, e)
+      } finally {
+        verifier?.stop()
+      }
       return s
     }).pipe(Effect.withSpan("EventLog.fold"))
 
@@ -254,7 +277,7 @@ export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.E
     )
     const semaphore = yield* Effect.makeSemaphore(1)
     const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(file, lockPath, lockOpts, use))
-    return makeApi(store, ids, lock, opts?.sync ?? true)
+    return makeApi(store, ids, lock, opts?.sync ?? true, opts)
   })
 
 /** The log at `<root>/.als/log`; creates `<root>/.als` and the file if missing. */
