@@ -14,12 +14,11 @@ import { Console, Context, Effect, HashMap } from "effect"
 import * as os from "node:os"
 import { decodeDigest } from "../domain/Digest.ts"
 import { defaultRoot } from "../domain/StorePaths.ts"
-import { EventLog, Ids, makeEventLogFile, randomIds } from "../events/EventLog.ts"
-import { Journal, makeJournal, Reporter, silentReporter } from "../events/Journal.ts"
+import { Ids, randomIds } from "../events/EventLog.ts"
+import { Journal, Reporter, silentReporter } from "../events/Journal.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
-import { LayerStore, makeLayerStore } from "../store/LayerStore.ts"
-import { StoreConfig, storeConfigFor } from "../store/StoreConfig.ts"
-import { loadSyscalls, Syscalls } from "../sys/Syscalls.ts"
+import { makeStoreContext } from "../Layers.ts"
+import { LayerStore } from "../store/LayerStore.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
 import { errLine } from "./errLine.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
@@ -89,28 +88,9 @@ export const parseLookupArgs = (args: ReadonlyArray<string>): LookupArgs | undef
   return digest === undefined ? undefined : { digest, ref, annotations, pools, root, json }
 }
 
-/**
- * The services of `storeLayer(root, ReporterSilent)` (Layers.ts), made directly rather than
- * through layers: building a layer costs ~1 ms in a fresh process (memo map, scope, fiber
- * per layer), seven of them a sixth of a whole lookup (BENCHMARKS.md). The same constructors
- * the layers run; the type of `lookupProgram` checks that nothing the program needs is
- * missing.
- */
+/** The services of `storeLayer(root, ReporterSilent)` (Layers.ts), without any layer. */
 const storeContext = (root: string) =>
-  Effect.gen(function*() {
-    const syscalls = yield* Effect.promise(loadSyscalls)
-    const base = Context.make(StoreConfig, storeConfigFor(root)).pipe(
-      Context.add(Syscalls, syscalls),
-      Context.add(Ids, randomIds),
-      Context.add(Reporter, silentReporter),
-    )
-    const log = yield* Effect.provide(makeEventLogFile(root), base)
-    const withLog = Context.add(base, EventLog, log)
-    const journal = Journal.make(yield* Effect.provide(makeJournal, withLog))
-    const withJournal = Context.add(withLog, Journal, journal)
-    const store = LayerStore.make(yield* Effect.provide(makeLayerStore, withJournal))
-    return Context.add(withJournal, LayerStore, store)
-  })
+  makeStoreContext(root, Context.make(Ids, randomIds).pipe(Context.add(Reporter, silentReporter)))
 
 /** What `als lookup` does once its arguments are read, and prints: the command's one body. */
 export const lookupBody = (a: {

@@ -23,16 +23,11 @@ const setup = async () => {
 const collect = (root: string, opts: object) =>
   withLog(root, (log) => log.fold([] as Array<FoldEntry>, (a, e) => (a.push(e), a)), opts)
 
-/** Waits until the verifier has stopped moving; returns where it stopped. */
-const settle = async (v: { verifiedEnd(): number }) => {
-  let last = -1
-  for (let i = 0; i < 200; i++) {
-    const now = v.verifiedEnd()
-    if (now === last) return now
-    last = now
-    await Bun.sleep(20)
-  }
-  return last
+/** Waits (up to 10 s) for the verifier to reach `expected`, then a little longer: where it stays. */
+const settleAt = async (v: { verifiedEnd(): number }, expected: number) => {
+  for (let i = 0; i < 1000 && v.verifiedEnd() !== expected; i++) await Bun.sleep(10)
+  await Bun.sleep(200)
+  return v.verifiedEnd()
 }
 
 describe("fold with checksums checked on a second thread", () => {
@@ -40,7 +35,7 @@ describe("fold with checksums checked on a second thread", () => {
     const { root, entries, size } = await setup()
     const v = startVerifier(logFile(root), entries[0].offset, size)
     expect(v).toBeDefined()
-    expect(await settle(v!)).toBe(size)
+    expect(await settleAt(v!, size)).toBe(size)
     v!.stop()
     const withThread = await collect(root, threaded)
     expect(withThread).toEqual(await collect(root, oneThread))
@@ -55,7 +50,7 @@ describe("fold with checksums checked on a second thread", () => {
     fs.writeFileSync(logFile(root), bytes)
 
     const v = startVerifier(logFile(root), entries[0].offset, size)
-    expect(await settle(v!)).toBe(entries[bad].offset)
+    expect(await settleAt(v!, entries[bad].offset)).toBe(entries[bad].offset)
     v!.stop()
 
     for (const opts of [threaded, oneThread]) {

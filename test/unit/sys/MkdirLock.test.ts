@@ -63,10 +63,10 @@ describe("mkdir lock", () => {
 
   test("the holder refreshes the lock, so a long holder is never taken for dead", async () => {
     const lock = path.join(tmp(), "x.lock")
-    const short = { ...opts, staleMs: 300 }
-    const holder = run(lock, Effect.sleep(900), short)
+    const short = { ...opts, staleMs: 1_000 }
+    const holder = run(lock, Effect.sleep(2_500), short)
     await Bun.sleep(50)
-    const waiter = await run(lock, Effect.succeed("stole it"), { ...short, timeoutMs: 600 })
+    const waiter = await run(lock, Effect.succeed("stole it"), { ...short, timeoutMs: 2_000 })
     expect(Either.isLeft(waiter)).toBe(true)
     expect(await holder).toEqual(Either.right(undefined))
   })
