@@ -113,7 +113,14 @@ describe("als lookup with a pool", () => {
     // Asked again, the layer is simply found.
     const again = await lookup(first, root, ["--ref", pushed.ref, "--pool", pool])
     expect({ exit: again.exitCode, out: again.stdout.trim() }).toEqual({ exit: 0, out: join(root, first) })
-    expect(lastWorkflow(await alsLog(root)).map((e) => e.type)).toContain("LayerFound")
+    // the :ref view already names it: nothing to index, nothing more to log (one append)
+    expect(lastWorkflow(await alsLog(root)).map((e) => e.type)).toEqual(["LookupRequested", "LayerFound"])
+    // under a ref that does not name it yet, the view is made and RefIndexed logged
+    const other = `${pushed.ref}-other`
+    const third = await lookup(first, root, ["--ref", other])
+    expect(third.exitCode, describeResult(third)).toBe(0)
+    expect(lastWorkflow(await alsLog(root)).map((e) => e.type)).toEqual(["LookupRequested", "LayerFound", "RefIndexed"])
+    expect(existsSync(join(root, b64(other), first, "diff"))).toBe(true)
 
     await expectPodmanUsesStore(root)
   }, 5 * MIN)
