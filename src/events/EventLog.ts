@@ -100,13 +100,8 @@ const invalidEvent = (event: unknown, i: number): Error => {
   return new Error(`EventLog.append: event ${i} does not match the Event schema: ${why}`)
 }
 
-const makeApi = (
-  store: ByteStore,
-  ids: { readonly next: () => string },
-  lock: Locker,
-  sync: boolean,
-  opts?: EventLogOptions,
-): EventLogApi => {
+const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: Locker, opts?: EventLogOptions): EventLogApi => {
+  const sync = opts?.sync ?? true
   const verifyThread = opts?.verifyThread ?? true
   const verifyThreadMinBytes = opts?.verifyThreadMinBytes ?? VERIFY_THREAD_MIN_BYTES
   // The tail this process saw last: later appends check only what was added since.
@@ -276,8 +271,8 @@ export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.E
       (s) => Effect.sync(() => s.close()),
     )
     const semaphore = yield* Effect.makeSemaphore(1)
-    const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(file, lockPath, lockOpts, use))
-    return makeApi(store, ids, lock, opts?.sync ?? true, opts)
+    const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(lockPath, lockOpts, use))
+    return makeApi(store, ids, lock, opts)
   })
 
 /** The log at `<root>/.als/log`; creates `<root>/.als` and the file if missing. */
@@ -291,7 +286,7 @@ export const EventLogOn = (store: MemoryStore): Layer.Layer<EventLog, never, Ids
     Effect.gen(function*() {
       const ids = yield* Ids
       const semaphore = yield* Effect.makeSemaphore(1)
-      return makeApi(store, ids, (use) => semaphore.withPermits(1)(use), false)
+      return makeApi(store, ids, (use) => semaphore.withPermits(1)(use), { sync: false })
     }),
   )
 

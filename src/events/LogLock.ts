@@ -26,9 +26,8 @@ export const defaultLockOptions: LockOptions = { timeoutMs: 30_000, staleMs: 10_
 const MIN_WAIT = 1
 const MAX_WAIT = 16
 
-/** Runs `use` while holding the lock at `lockPath` (which guards `logPath`). */
+/** Runs `use` while holding the lock at `lockPath`. */
 export const withFileLock = <A, E, R>(
-  _logPath: string,
   lockPath: string,
   opts: LockOptions,
   use: Effect.Effect<A, E, R>,

@@ -55,6 +55,10 @@ export type DecodeResult = Decoded | string
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
+const envelopeOk = (e: Record<string, unknown>): boolean =>
+  typeof e.id === "string" && typeof e.time === "number" && typeof e.host === "string" &&
+  typeof e.pid === "number" && typeof e.workflow === "string"
+
 /** Checks the outer shape and upcasts; returns the problem as a string. Mutates `p` (fresh). */
 const finish = (p: unknown): DecodeResult => {
   if (!isObject(p)) return "payload is not a map"
@@ -68,10 +72,7 @@ const finish = (p: unknown): DecodeResult => {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1) return `bad shape version ${String(v)} for ${t}`
   if (v > current) return `${t} v${v} is newer than this als knows (v${current})`
   if (!isObject(e)) return "payload has no envelope"
-  if (
-    typeof e.id !== "string" || typeof e.time !== "number" || typeof e.host !== "string" ||
-    typeof e.pid !== "number" || typeof e.workflow !== "string"
-  ) return "envelope lacks id, time, host, pid or workflow"
+  if (!envelopeOk(e)) return "envelope lacks id, time, host, pid or workflow"
   if (!isObject(d)) return "payload has no event data"
   let data = d
   if (v < current) {
@@ -83,10 +84,6 @@ const finish = (p: unknown): DecodeResult => {
   e.v = v
   return { envelope: e as unknown as Envelope, event: data as unknown as Event }
 }
-
-const envelopeOk = (e: Record<string, unknown>): boolean =>
-  typeof e.id === "string" && typeof e.time === "number" && typeof e.host === "string" &&
-  typeof e.pid === "number" && typeof e.workflow === "string"
 
 /** Where `decodeInto` leaves what it decoded: read it before the next call. */
 export const decoded = { envelope: undefined as unknown as Envelope, event: undefined as unknown as Event }

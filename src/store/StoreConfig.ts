@@ -1,4 +1,4 @@
-import { Context, Layer } from "effect"
+import { Context } from "effect"
 import { storePaths, type StorePaths } from "../domain/StorePaths.ts"
 
 /** Which store this process works on; provided once, at composition. */
@@ -12,5 +12,3 @@ export const storeConfigFor = (root: string, uid = process.getuid?.() ?? 0): Con
   paths: storePaths(root),
   opaqueXattr: uid === 0 ? "trusted.overlay.opaque" : "user.overlay.opaque",
 })
-
-export const storeConfig = (root: string, uid?: number) => Layer.succeed(StoreConfig, storeConfigFor(root, uid))
