@@ -1,0 +1,461 @@
+/**
+ * The kernel FUSE protocol (include/uapi/linux/fuse.h, 7.38), the part `als serve` speaks:
+ * requests decoded into typed values at the boundary, replies encoded from typed values.
+ * Pure: bytes in, values out, no IO. Little-endian, as on every Linux this runs on.
+ *
+ * A request the decoder cannot read (short, lengths that disagree, a name without its NUL)
+ * becomes `Malformed` and is answered EINVAL; an opcode we do not implement becomes
+ * `Unsupported` and is answered ENOSYS, which the kernel remembers for most opcodes.
+ */
+
+export const FUSE_KERNEL_VERSION = 7
+export const FUSE_KERNEL_MINOR_VERSION = 38
+export const FUSE_ROOT_ID = 1
+export const FUSE_MIN_READ_BUFFER = 8192
+
+export const Opcode = {
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  SYMLINK: 6,
+  MKNOD: 8,
+  MKDIR: 9,
+  UNLINK: 10,
+  RMDIR: 11,
+  RENAME: 12,
+  LINK: 13,
+  OPEN: 14,
+  READ: 15,
+  WRITE: 16,
+  STATFS: 17,
+  RELEASE: 18,
+  FSYNC: 20,
+  SETXATTR: 21,
+  GETXATTR: 22,
+  LISTXATTR: 23,
+  REMOVEXATTR: 24,
+  FLUSH: 25,
+  INIT: 26,
+  OPENDIR: 27,
+  READDIR: 28,
+  RELEASEDIR: 29,
+  FSYNCDIR: 30,
+  ACCESS: 34,
+  CREATE: 35,
+  INTERRUPT: 36,
+  DESTROY: 38,
+  BATCH_FORGET: 42,
+  READDIRPLUS: 44,
+  RENAME2: 45,
+} as const
+
+/** INIT flags we ask for (the kernel grants the ones it also offers). */
+export const InitFlag = {
+  ASYNC_READ: 1 << 0,
+  BIG_WRITES: 1 << 5,
+  PARALLEL_DIROPS: 1 << 18,
+  MAX_PAGES: 1 << 22,
+  CACHE_SYMLINKS: 1 << 23,
+  NO_OPENDIR_SUPPORT: 1 << 24,
+} as const
+
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  EACCES: 13,
+  EEXIST: 17,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EROFS: 30,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ENODATA: 61,
+  EOPNOTSUPP: 95,
+  EPROTO: 71,
+} as const
+
+export const S_IFDIR = 0o040000
+export const S_IFREG = 0o100000
+export const S_IFLNK = 0o120000
+/** d_type values for READDIR */
+export const DT_DIR = 4
+export const DT_LNK = 10
+
+export const IN_HEADER_SIZE = 40
+export const OUT_HEADER_SIZE = 16
+const ATTR_SIZE = 88
+
+export interface InHeader {
+  readonly len: number
+  readonly opcode: number
+  readonly unique: bigint
+  readonly nodeid: number
+  readonly uid: number
+  readonly gid: number
+  /** the requesting process (0 for requests the kernel makes itself, e.g. FORGET) */
+  readonly pid: number
+}
+
+export type Request =
+  | { readonly op: "Init"; readonly h: InHeader; readonly major: number; readonly minor: number; readonly maxReadahead: number; readonly flags: number }
+  | { readonly op: "Destroy"; readonly h: InHeader }
+  | { readonly op: "Lookup"; readonly h: InHeader; readonly name: string }
+  | { readonly op: "Forget"; readonly h: InHeader; readonly nlookup: number }
+  | { readonly op: "BatchForget"; readonly h: InHeader; readonly items: ReadonlyArray<{ readonly nodeid: number; readonly nlookup: number }> }
+  | { readonly op: "Getattr"; readonly h: InHeader }
+  | { readonly op: "Readlink"; readonly h: InHeader }
+  | { readonly op: "Opendir"; readonly h: InHeader }
+  | { readonly op: "Readdir"; readonly h: InHeader; readonly fh: bigint; readonly offset: number; readonly size: number }
+  | { readonly op: "Releasedir"; readonly h: InHeader }
+  | { readonly op: "Open"; readonly h: InHeader }
+  | { readonly op: "Release"; readonly h: InHeader }
+  | { readonly op: "Mknod"; readonly h: InHeader; readonly name: string; readonly mode: number }
+  | { readonly op: "Create"; readonly h: InHeader; readonly name: string; readonly mode: number; readonly flags: number }
+  | { readonly op: "Mkdir"; readonly h: InHeader; readonly name: string }
+  | { readonly op: "Rmdir"; readonly h: InHeader; readonly name: string }
+  | { readonly op: "Unlink"; readonly h: InHeader; readonly name: string }
+  | { readonly op: "Statfs"; readonly h: InHeader }
+  | { readonly op: "Access"; readonly h: InHeader; readonly mask: number }
+  | { readonly op: "Getxattr"; readonly h: InHeader; readonly name: string; readonly size: number }
+  | { readonly op: "Listxattr"; readonly h: InHeader; readonly size: number }
+  | { readonly op: "Interrupt"; readonly h: InHeader; readonly target: bigint }
+  /** a write to a read-only tree: answered EROFS */
+  | { readonly op: "Write"; readonly h: InHeader; readonly opcode: number }
+  | { readonly op: "Unsupported"; readonly h: InHeader }
+  | { readonly op: "Malformed"; readonly h: InHeader; readonly reason: string }
+
+/** Requests the kernel expects no answer to. */
+export const expectsReply = (r: Request): boolean => r.op !== "Forget" && r.op !== "BatchForget" && r.op !== "Interrupt"
+
+const latin1 = new TextDecoder("latin1")
+
+class Short extends Error {}
+
+/** A bounds-checked reader over one request's body. */
+class Body {
+  private at = 0
+  constructor(private readonly view: DataView, private readonly bytes: Uint8Array) {}
+  private need(n: number) {
+    if (this.at + n > this.bytes.length) throw new Short(`needs ${this.at + n} bytes, has ${this.bytes.length}`)
+  }
+  u32() {
+    this.need(4)
+    const v = this.view.getUint32(this.at, true)
+    this.at += 4
+    return v
+  }
+  u64() {
+    this.need(8)
+    const v = this.view.getBigUint64(this.at, true)
+    this.at += 8
+    return v
+  }
+  /** a u64 that must fit a JS number exactly (node ids, counts, offsets we handed out) */
+  u64n() {
+    const v = this.u64()
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Short(`value ${v} out of range`)
+    return Number(v)
+  }
+  skip(n: number) {
+    this.need(n)
+    this.at += n
+  }
+  /** a NUL-terminated name, as bytes read in latin1 (every name we serve is ASCII) */
+  name() {
+    const end = this.bytes.indexOf(0, this.at)
+    if (end < 0) throw new Short("name without its NUL")
+    const s = latin1.decode(this.bytes.subarray(this.at, end))
+    this.at = end + 1
+    return s
+  }
+}
+
+/** Decodes one message as read from /dev/fuse. Never throws. */
+export const decodeRequest = (msg: Uint8Array, minor = FUSE_KERNEL_MINOR_VERSION): Request => {
+  const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength)
+  if (msg.length < IN_HEADER_SIZE) {
+    const unique = msg.length >= 16 ? view.getBigUint64(8, true) : 0n
+    return { op: "Malformed", h: { len: msg.length, opcode: 0, unique, nodeid: 0, uid: 0, gid: 0, pid: 0 }, reason: "short header" }
+  }
+  const nodeid64 = view.getBigUint64(16, true)
+  const h: InHeader = {
+    len: view.getUint32(0, true),
+    opcode: view.getUint32(4, true),
+    unique: view.getBigUint64(8, true),
+    nodeid: nodeid64 > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(nodeid64),
+    uid: view.getUint32(24, true),
+    gid: view.getUint32(28, true),
+    pid: view.getUint32(32, true),
+  }
+  if (h.len !== msg.length) return { op: "Malformed", h, reason: `length ${h.len} but ${msg.length} bytes read` }
+  if (h.nodeid < 0) return { op: "Malformed", h, reason: "node id out of range" }
+  const body = new Body(
+    new DataView(msg.buffer, msg.byteOffset + IN_HEADER_SIZE, msg.byteLength - IN_HEADER_SIZE),
+    msg.subarray(IN_HEADER_SIZE),
+  )
+  try {
+    switch (h.opcode) {
+      case Opcode.INIT: {
+        const major = body.u32()
+        const minorIn = body.u32()
+        const maxReadahead = body.u32()
+        const flags = body.u32()
+        return { op: "Init", h, major, minor: minorIn, maxReadahead, flags }
+      }
+      case Opcode.DESTROY:
+        return { op: "Destroy", h }
+      case Opcode.LOOKUP:
+        return { op: "Lookup", h, name: body.name() }
+      case Opcode.FORGET:
+        return { op: "Forget", h, nlookup: body.u64n() }
+      case Opcode.BATCH_FORGET: {
+        const count = body.u32()
+        body.skip(4)
+        const items: Array<{ nodeid: number; nlookup: number }> = []
+        for (let i = 0; i < count; i++) items.push({ nodeid: body.u64n(), nlookup: body.u64n() })
+        return { op: "BatchForget", h, items }
+      }
+      case Opcode.GETATTR:
+        return { op: "Getattr", h }
+      case Opcode.READLINK:
+        return { op: "Readlink", h }
+      case Opcode.OPENDIR:
+        return { op: "Opendir", h }
+      case Opcode.READDIR:
+      case Opcode.READDIRPLUS: {
+        if (h.opcode === Opcode.READDIRPLUS) return { op: "Unsupported", h }
+        const fh = body.u64()
+        const offset = body.u64n()
+        const size = body.u32()
+        return { op: "Readdir", h, fh, offset, size }
+      }
+      case Opcode.RELEASEDIR:
+        return { op: "Releasedir", h }
+      case Opcode.OPEN:
+        return { op: "Open", h }
+      case Opcode.RELEASE:
+        return { op: "Release", h }
+      case Opcode.MKNOD: {
+        const mode = body.u32()
+        body.skip(minor >= 12 ? 12 : 4)
+        return { op: "Mknod", h, name: body.name(), mode }
+      }
+      case Opcode.CREATE: {
+        const flags = body.u32()
+        const mode = body.u32()
+        body.skip(minor >= 12 ? 8 : 0)
+        return { op: "Create", h, name: body.name(), mode, flags }
+      }
+      case Opcode.MKDIR: {
+        body.skip(8)
+        return { op: "Mkdir", h, name: body.name() }
+      }
+      case Opcode.RMDIR:
+        return { op: "Rmdir", h, name: body.name() }
+      case Opcode.UNLINK:
+        return { op: "Unlink", h, name: body.name() }
+      case Opcode.STATFS:
+        return { op: "Statfs", h }
+      case Opcode.ACCESS: {
+        const mask = body.u32()
+        return { op: "Access", h, mask }
+      }
+      case Opcode.GETXATTR: {
+        const size = body.u32()
+        body.skip(4)
+        return { op: "Getxattr", h, size, name: body.name() }
+      }
+      case Opcode.LISTXATTR: {
+        const size = body.u32()
+        return { op: "Listxattr", h, size }
+      }
+      case Opcode.INTERRUPT:
+        return { op: "Interrupt", h, target: body.u64() }
+      case Opcode.SETATTR:
+      case Opcode.SYMLINK:
+      case Opcode.RENAME:
+      case Opcode.RENAME2:
+      case Opcode.LINK:
+      case Opcode.WRITE:
+      case Opcode.SETXATTR:
+      case Opcode.REMOVEXATTR:
+        return { op: "Write", h, opcode: h.opcode }
+      default:
+        return { op: "Unsupported", h }
+    }
+  } catch (e) {
+    return { op: "Malformed", h, reason: e instanceof Error ? e.message : String(e) }
+  }
+}
+
+// ---- replies ----
+
+export interface Attr {
+  readonly ino: number
+  readonly mode: number
+  readonly size: number
+  readonly nlink: number
+  readonly uid?: number
+  readonly gid?: number
+  /** seconds since the epoch, for atime, mtime and ctime */
+  readonly time: number
+}
+
+/** Cache lifetimes the kernel keeps an answer for, in seconds (fractions allowed). */
+export interface Validity {
+  readonly entry: number
+  readonly attr: number
+}
+
+const message = (unique: bigint, bodySize: number, error = 0) => {
+  const buf = new Uint8Array(OUT_HEADER_SIZE + bodySize)
+  const view = new DataView(buf.buffer)
+  view.setUint32(0, buf.length, true)
+  view.setInt32(4, -error, true)
+  view.setBigUint64(8, unique, true)
+  return { buf, view }
+}
+
+const setTimeout2 = (view: DataView, secAt: number, nsecAt: number, seconds: number) => {
+  const s = Math.max(0, Math.floor(seconds))
+  view.setBigUint64(secAt, BigInt(s), true)
+  view.setUint32(nsecAt, Math.floor((seconds - s) * 1e9), true)
+}
+
+const putAttr = (view: DataView, at: number, a: Attr) => {
+  view.setBigUint64(at, BigInt(a.ino), true)
+  view.setBigUint64(at + 8, BigInt(a.size), true)
+  view.setBigUint64(at + 16, BigInt(Math.ceil(a.size / 512)), true)
+  for (const off of [24, 32, 40]) view.setBigUint64(at + off, BigInt(Math.floor(a.time)), true)
+  // nsec fields stay 0
+  view.setUint32(at + 60, a.mode, true)
+  view.setUint32(at + 64, a.nlink, true)
+  view.setUint32(at + 68, a.uid ?? 0, true)
+  view.setUint32(at + 72, a.gid ?? 0, true)
+  view.setUint32(at + 76, 0, true) // rdev
+  view.setUint32(at + 80, 4096, true) // blksize
+}
+
+export const replyError = (unique: bigint, errno: number): Uint8Array => message(unique, 0, errno).buf
+
+export const replyEmpty = (unique: bigint): Uint8Array => message(unique, 0).buf
+
+/** fuse_entry_out: nodeid, generation, timeouts, attr (128 bytes). */
+export const replyEntry = (unique: bigint, nodeid: number, attr: Attr, valid: Validity): Uint8Array => {
+  const { buf, view } = message(unique, 40 + ATTR_SIZE)
+  const o = OUT_HEADER_SIZE
+  view.setBigUint64(o, BigInt(nodeid), true)
+  view.setBigUint64(o + 8, 0n, true)
+  setTimeout2(view, o + 16, o + 32, valid.entry)
+  setTimeout2(view, o + 24, o + 36, valid.attr)
+  putAttr(view, o + 40, attr)
+  return buf
+}
+
+/** fuse_attr_out (104 bytes). */
+export const replyAttr = (unique: bigint, attr: Attr, validSeconds: number): Uint8Array => {
+  const { buf, view } = message(unique, 16 + ATTR_SIZE)
+  setTimeout2(view, OUT_HEADER_SIZE, OUT_HEADER_SIZE + 8, validSeconds)
+  putAttr(view, OUT_HEADER_SIZE + 16, attr)
+  return buf
+}
+
+export const replyData = (unique: bigint, data: Uint8Array): Uint8Array => {
+  const { buf } = message(unique, data.length)
+  buf.set(data, OUT_HEADER_SIZE)
+  return buf
+}
+
+/** fuse_open_out: a file handle and FOPEN_* flags. */
+export const replyOpen = (unique: bigint, fh: bigint, openFlags = 0): Uint8Array => {
+  const { buf, view } = message(unique, 16)
+  view.setBigUint64(OUT_HEADER_SIZE, fh, true)
+  view.setUint32(OUT_HEADER_SIZE + 8, openFlags, true)
+  return buf
+}
+
+/** fuse_statfs_out (fuse_kstatfs, 80 bytes): a tree of names, no space to speak of. */
+export const replyStatfs = (unique: bigint): Uint8Array => {
+  const { buf, view } = message(unique, 80)
+  const o = OUT_HEADER_SIZE
+  view.setUint32(o + 40, 4096, true) // bsize
+  view.setUint32(o + 44, 1024, true) // namelen
+  view.setUint32(o + 48, 4096, true) // frsize
+  return buf
+}
+
+/** getxattr/listxattr with size 0 ask for the length only (fuse_getxattr_out). */
+export const replyXattrSize = (unique: bigint, size: number): Uint8Array => {
+  const { buf, view } = message(unique, 8)
+  view.setUint32(OUT_HEADER_SIZE, size, true)
+  return buf
+}
+
+export interface InitReply {
+  readonly minor: number
+  readonly maxReadahead: number
+  readonly flags: number
+  readonly maxBackground: number
+  readonly maxWrite: number
+  readonly maxPages: number
+}
+
+/** fuse_init_out, 64 bytes (the full size since 7.23). */
+export const replyInit = (unique: bigint, r: InitReply): Uint8Array => {
+  const { buf, view } = message(unique, 64)
+  const o = OUT_HEADER_SIZE
+  view.setUint32(o, FUSE_KERNEL_VERSION, true)
+  view.setUint32(o + 4, r.minor, true)
+  view.setUint32(o + 8, r.maxReadahead, true)
+  view.setUint32(o + 12, r.flags, true)
+  view.setUint16(o + 16, r.maxBackground, true)
+  view.setUint16(o + 18, Math.floor(r.maxBackground * 3 / 4), true) // congestion threshold
+  view.setUint32(o + 20, r.maxWrite, true)
+  view.setUint32(o + 24, 1, true) // time_gran: 1 ns
+  view.setUint16(o + 28, r.maxPages, true)
+  return buf
+}
+
+export interface DirEntry {
+  readonly ino: number
+  readonly name: string
+  readonly type: number
+}
+
+const utf8 = new TextEncoder()
+
+/**
+ * READDIR: the entries from `offset` on that fit in `size` bytes (fuse_dirent, each padded
+ * to 8 bytes); an entry's `off` is the offset of the next one.
+ */
+export const encodeDirents = (entries: ReadonlyArray<DirEntry>, offset: number, size: number): Uint8Array => {
+  const parts: Uint8Array[] = []
+  let used = 0
+  for (let i = offset; i < entries.length; i++) {
+    const e = entries[i]!
+    const name = utf8.encode(e.name)
+    const len = (24 + name.length + 7) & ~7
+    if (used + len > size) break
+    const part = new Uint8Array(len)
+    const view = new DataView(part.buffer)
+    view.setBigUint64(0, BigInt(e.ino), true)
+    view.setBigUint64(8, BigInt(i + 1), true)
+    view.setUint32(16, name.length, true)
+    view.setUint32(20, e.type, true)
+    part.set(name, 24)
+    parts.push(part)
+    used += len
+  }
+  const out = new Uint8Array(used)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
