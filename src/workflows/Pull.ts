@@ -180,6 +180,13 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     Effect.mapError((e) => new LayerFailure({ layer: layer.digest, cause: e })),
   )
 
+/**
+ * One layer of a resolved image through lookup → pool → link → pull, under its layer lock:
+ * the entry point `als serve` takes when a client looks up a layer the store lacks.
+ */
+export const acquireLayer = (source: ImageSource, layer: SourceLayer, opts: PullOptions) =>
+  layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 })
+
 const storedFacts = (dir: string) =>
   Effect.promise(() =>
     fs.readFile(path.join(dir, "info"), "utf8").then(
