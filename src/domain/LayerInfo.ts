@@ -3,7 +3,7 @@
  * We always write it ourselves from verified metadata; a pool's own `info` is read only to
  * be checked against what we know.
  */
-import type { Digest } from "./Digest.ts"
+import { type Digest, isDigest } from "./Digest.ts"
 
 export const Compression = { none: 0, gzip: 2, zstd: 4 } as const
 export type CompressionName = keyof typeof Compression
@@ -49,17 +49,48 @@ export const renderLayerInfo = (f: LayerFacts): string => JSON.stringify(layerIn
 
 const compressionByCode: Record<number, CompressionName> = { 0: "none", 2: "gzip", 4: "zstd" }
 
-/** Reads the facts back from an `info` file's JSON; undefined when it lacks what clients need. */
+/** An `info` whose JSON, or one of whose fields, is not what containers/storage writes. */
+export class InvalidLayerInfo extends Error {
+  override readonly name = "InvalidLayerInfo"
+}
+
+/**
+ * Reads the facts back from an `info` file's JSON (ours, or a pool's: untrusted either way).
+ * A field that is absent or empty is left out; a field that is present but malformed (a
+ * "digest" that does not parse, a size that is not a whole number) throws InvalidLayerInfo,
+ * so that no unchecked string ever becomes a Digest.
+ */
 export const parseLayerInfo = (text: string): Partial<LayerFacts> => {
-  const j = JSON.parse(text) as Record<string, unknown>
-  const str = (k: string) => (typeof j[k] === "string" && j[k] !== "" ? (j[k] as string) : undefined)
-  const num = (k: string) => (typeof j[k] === "number" ? (j[k] as number) : undefined)
+  let j: unknown
+  try {
+    j = JSON.parse(text)
+  } catch (e) {
+    throw new InvalidLayerInfo(`not JSON: ${(e as Error).message}`)
+  }
+  if (typeof j !== "object" || j === null || Array.isArray(j)) throw new InvalidLayerInfo("not a JSON object")
+  const o = j as Record<string, unknown>
+  const digest = (k: string): Digest | undefined => {
+    const v = o[k]
+    if (v === undefined || v === null || v === "") return undefined
+    if (typeof v !== "string" || !isDigest(v)) throw new InvalidLayerInfo(`${k} is not a digest: ${JSON.stringify(v)?.slice(0, 100)}`)
+    return v
+  }
+  const size = (k: string, min: number): number | undefined => {
+    const v = o[k]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+      throw new InvalidLayerInfo(`${k} is not a size: ${JSON.stringify(v)?.slice(0, 100)}`)
+    }
+    return v
+  }
+  const code = size("compression", 0)
+  if (code !== undefined && compressionByCode[code] === undefined) throw new InvalidLayerInfo(`unknown compression ${code}`)
   return {
-    blobDigest: str("compressed-diff-digest") as Digest | undefined,
-    blobSize: num("compressed-size"),
-    diffId: str("diff-digest") as Digest | undefined,
-    diffSize: num("diff-size"),
-    compression: compressionByCode[num("compression") ?? -1],
-    tocDigest: str("toc-digest") as Digest | undefined,
+    blobDigest: digest("compressed-diff-digest"),
+    blobSize: size("compressed-size", 0),
+    diffId: digest("diff-digest"),
+    diffSize: size("diff-size", -1),
+    compression: code === undefined ? undefined : compressionByCode[code],
+    tocDigest: digest("toc-digest"),
   }
 }

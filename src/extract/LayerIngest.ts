@@ -24,15 +24,7 @@ import { errnoCode, ioFailure, LayerIoError, LayerRejected } from "./errors.ts"
 import { type Compression, declaredCompression, knownLayerMediaTypes, SNIFF_BYTES, sniffCompression } from "./MediaType.ts"
 import { OverlayWriter } from "./OverlayWriter.ts"
 import { TarFormatError, TarNameError, type TarEntry, TarParser, type TarSink } from "./TarParser.ts"
-import {
-  ESTARGZ_TOC_NAME,
-  hashFileRange,
-  parseZstdChunkedFooter,
-  RangeHasher,
-  type TocExpectation,
-  tocExpectation,
-  ZSTD_CHUNKED_FOOTER_SIZE,
-} from "./Toc.ts"
+import { ESTARGZ_TOC_NAME, hashed, RangeHasher, tocExpectation, verifyToc, ZSTD_CHUNKED_FOOTER_SIZE } from "../verify/Toc.ts"
 
 export interface IngestInput {
   /** the blob bytes as they arrive from the registry or a file */
@@ -326,44 +318,6 @@ const keepTail = (tail: Uint8Array, chunk: Uint8Array): Uint8Array => {
   return both.slice(Math.max(0, both.length - ZSTD_CHUNKED_FOOTER_SIZE))
 }
 
-const verifyToc = (
-  layer: Digest,
-  toc: TocExpectation,
-  seen: {
-    blobPath: string
-    blobSize: number
-    tocRange: RangeHasher | undefined
-    tail: Uint8Array
-    estargz: Digest | undefined
-  },
-): Digest => {
-  const mismatch = (what: string) =>
-    rejected(
-      "TocDigestMismatch",
-      `layer ${layer}: ${what}, but its annotation says the TOC digest is ${toc.digest}. ` +
-        `The image is inconsistent: rebuild or re-push it, or pull it without the layer store.`,
-    )
-  let got: Digest | undefined
-  if (toc.kind === "estargz") {
-    got = seen.estargz
-    if (got === undefined) throw mismatch(`the layer has no ${ESTARGZ_TOC_NAME} entry`)
-  } else {
-    let range = seen.tocRange?.range
-    if (range === undefined) {
-      range = parseZstdChunkedFooter(seen.tail)
-      if (range === undefined) throw mismatch("the blob has no zstd:chunked footer")
-    }
-    if (range.offset + range.length > seen.blobSize) throw mismatch("the zstd:chunked manifest position lies outside the blob")
-    try {
-      got = seen.tocRange?.digest() ?? hashFileRange(seen.blobPath, range, digestAlgorithm(toc.digest))
-    } catch (e) {
-      throw ioFailure(layer, seen.blobPath, "reading back", e)
-    }
-  }
-  if (got !== toc.digest) throw mismatch(`its TOC has digest ${got}`)
-  return got
-}
-
 /** Passes entries to the writer and hashes the content of `stargz.index.json` on the way. */
 class EstargzTocSink implements TarSink {
   digest: Digest | undefined
@@ -388,7 +342,7 @@ class EstargzTocSink implements TarSink {
   end(): void {
     this.writer.end()
     if (this.hash !== undefined) {
-      this.digest = `${this.algorithm}:${this.hash.digest("hex")}` as Digest
+      this.digest = hashed(this.algorithm, this.hash)
       this.hash = undefined
     }
   }

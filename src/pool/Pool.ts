@@ -1,14 +1,16 @@
 /**
  * Pools: read-only trees that may already show a layer (a lazy or shared filesystem).
- * Probing only stats; it never reads a layer's tree.
+ * Probing only stats (and reads a small `info`); it never reads a layer's tree. What a pool
+ * shows is checked where it enters (verify/PoolFiles.ts): file types, symlinks, real paths.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
-import { type LayerFacts, parseLayerInfo } from "../domain/LayerInfo.ts"
+import { InvalidLayerInfo, type LayerFacts, parseLayerInfo } from "../domain/LayerInfo.ts"
 import { cvmfsPoolPath, seedPoolPath, storePoolPaths } from "../domain/PoolPaths.ts"
 import type { PoolKind } from "../events/Events.ts"
+import { checkPoolTarget, readPoolFile } from "../verify/PoolFiles.ts"
 
 export interface Pool {
   readonly kind: PoolKind
@@ -25,12 +27,14 @@ export const parsePoolSpec = async (spec: string): Promise<Pool> => {
 }
 
 export interface PoolHit {
-  /** the layer's tree, to become our `diff` */
+  /** the layer's tree, to become our `diff` (its real path, checked to lie inside the pool) */
   readonly diff: string
-  /** the pool's copy of the blob and its size, when it has one */
+  /** the pool's copy of the blob (real path) and its size, when it has one */
   readonly blob?: { readonly path: string; readonly size: number } | undefined
-  /** what the pool's own `info` says, when it has one */
+  /** what the pool's own `info` says, when it has one (parsed: every digest in it is one) */
   readonly info?: Partial<LayerFacts> | undefined
+  /** why this hit must not be linked: a file of the wrong type, a symlink, a path outside the pool */
+  readonly refused?: string | undefined
 }
 
 export interface Probe {
@@ -40,29 +44,48 @@ export interface Probe {
   readonly hit?: PoolHit | undefined
 }
 
-const isDir = (p: string) => fs.stat(p).then((s) => s.isDirectory(), () => false)
-const fileSize = (p: string) => fs.stat(p).then((s) => (s.isFile() ? s.size : undefined), () => undefined)
-const readInfo = (p: string) =>
-  fs.readFile(p, "utf8").then((t) => {
-    try {
-      return parseLayerInfo(t)
-    } catch {
-      return undefined // an unreadable info is treated as absent; ours is written from verified facts
-    }
-  }, () => undefined)
+const refusedHit = (diff: string, reason: string): PoolHit => ({ diff, refused: reason })
+
+/** The pool's `info`, parsed; a refusal when it is not a small regular file of valid JSON. */
+const readInfo = (p: string): { info?: Partial<LayerFacts> | undefined; refused?: string } => {
+  const r = readPoolFile(p)
+  if (r._tag === "Missing") return {}
+  if (r._tag === "Refused") return { refused: r.reason }
+  try {
+    return { info: parseLayerInfo(r.text) }
+  } catch (e) {
+    return { refused: `the pool's info is malformed (${e instanceof InvalidLayerInfo ? e.message : String(e)})` }
+  }
+}
+
+/**
+ * A layer the pool shows at `diff` (a directory), with `blob` and `info` beside it when the
+ * pool has them. Undefined when there is nothing at `diff`; a refused hit when something is
+ * there that als must not link or read.
+ */
+const layerAt = (pool: Pool, diff: string, blob: string, info: string): PoolHit | undefined => {
+  const d = checkPoolTarget(diff, "directory", pool.dir)
+  if (d._tag === "Missing") return undefined
+  if (d._tag === "Refused") return refusedHit(diff, d.reason)
+  const b = checkPoolTarget(blob, "file", pool.dir)
+  if (b._tag === "Refused") return refusedHit(diff, b.reason)
+  const i = readInfo(info)
+  if (i.refused !== undefined) return refusedHit(diff, i.refused)
+  return {
+    diff: d.real,
+    blob: b._tag === "Ok" ? { path: b.real, size: b.size } : undefined,
+    info: i.info,
+  }
+}
 
 /** A directory laid out like an ALS layer (diff/, info, blob), or a bare tree. */
-const hitAt = async (dir: string, bare: "tree" | "layer-only"): Promise<PoolHit | undefined> => {
-  if (await isDir(path.join(dir, "diff"))) {
-    const size = await fileSize(path.join(dir, "blob"))
-    return {
-      diff: path.join(dir, "diff"),
-      blob: size === undefined ? undefined : { path: path.join(dir, "blob"), size },
-      info: await readInfo(path.join(dir, "info")),
-    }
-  }
-  if (bare === "tree" && (await isDir(dir))) return { diff: dir }
-  return undefined
+const hitAt = (pool: Pool, dir: string, bare: "tree" | "layer-only"): PoolHit | undefined => {
+  const layer = layerAt(pool, path.join(dir, "diff"), path.join(dir, "blob"), path.join(dir, "info"))
+  if (layer !== undefined || bare === "layer-only") return layer
+  const t = checkPoolTarget(dir, "directory", pool.dir)
+  if (t._tag === "Missing") return undefined
+  if (t._tag === "Refused") return refusedHit(dir, t.reason)
+  return { diff: t.real }
 }
 
 export const probePool = (
@@ -71,34 +94,25 @@ export const probePool = (
   ref: string | undefined,
   annotations: Readonly<Record<string, string>>,
 ): Effect.Effect<Probe> =>
-  Effect.promise(async (): Promise<Probe> => {
+  Effect.sync((): Probe => {
     switch (pool.kind) {
       case "seed": {
         const p = seedPoolPath(pool.dir, digest, ref, annotations)
-        return { pool, path: p, hit: await hitAt(p, "tree") }
+        return { pool, path: p, hit: hitAt(pool, p, "tree") }
       }
       case "store": {
         let last = ""
         for (const p of storePoolPaths(pool.dir, digest, ref)) {
           last = p
-          const hit = await hitAt(p, "layer-only")
+          const hit = hitAt(pool, p, "layer-only")
           if (hit) return { pool, path: p, hit }
         }
         return { pool, path: last }
       }
       case "cvmfs": {
         const p = cvmfsPoolPath(pool.dir, digest)
-        if (!(await isDir(p))) return { pool, path: p }
-        const size = await fileSize(path.join(path.dirname(p), "blob"))
-        return {
-          pool,
-          path: p,
-          hit: {
-            diff: p,
-            blob: size === undefined ? undefined : { path: path.join(path.dirname(p), "blob"), size },
-            info: await readInfo(path.join(path.dirname(p), "info")),
-          },
-        }
+        const up = path.dirname(p)
+        return { pool, path: p, hit: layerAt(pool, p, path.join(up, "blob"), path.join(up, "info")) }
       }
     }
   })

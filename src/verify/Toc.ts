@@ -8,11 +8,18 @@
  *   length, uncompressed length, manifest type, tar-split offset/lengths, then "GNUlInUx".
  * - eStargz: the annotation `…stargz/toc.digest` is the digest of the uncompressed TOC JSON,
  *   the content of the tar entry `stargz.index.json`.
+ *
+ * A TOC digest becomes a name in the store (an alias, a `:ref` view key) only once it was
+ * checked here against the blob: while streaming a pull (`verifyToc`), or, for a layer linked
+ * from a pool, against the blob file that will be linked (`verifyTocOfFile`). A claim that
+ * cannot be checked is not used.
  */
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
+import * as zlib from "node:zlib"
 import { digestAlgorithm, isDigest, type Digest } from "../domain/Digest.ts"
-import { LayerRejected } from "./errors.ts"
+import { ioFailure, LayerRejected } from "../extract/errors.ts"
+import { type TarEntry, TarParser, type TarSink } from "../extract/TarParser.ts"
 
 export const ZSTD_CHUNKED_CHECKSUM = "io.github.containers.zstd-chunked.manifest-checksum"
 export const ZSTD_CHUNKED_POSITION = "io.github.containers.zstd-chunked.manifest-position"
@@ -99,9 +106,12 @@ export class RangeHasher {
   /** The digest, or undefined if the stream did not contain the whole range. */
   digest(): Digest | undefined {
     if (this.covered !== this.range.length) return undefined
-    return `${this.algorithm}:${this.hash.digest("hex")}` as Digest
+    return hashed(this.algorithm, this.hash)
   }
 }
+
+/** A finished hash as a digest: the one place a computed hex string becomes a Digest. */
+export const hashed = (algorithm: "sha256" | "sha512", h: Hash): Digest => `${algorithm}:${h.digest("hex")}` as Digest
 
 /** Hashes a byte range of a file already written (the footer is only known at the end). */
 export const hashFileRange = (path: string, range: ByteRange, algorithm: "sha256" | "sha512"): Digest => {
@@ -119,7 +129,187 @@ export const hashFileRange = (path: string, range: ByteRange, algorithm: "sha256
   } finally {
     fs.closeSync(fd)
   }
-  return `${algorithm}:${h.digest("hex")}` as Digest
+  return hashed(algorithm, h)
 }
 
-export const tocAlgorithm = (d: Digest) => digestAlgorithm(d)
+/** Checks a streamed layer's TOC against what its annotation promised (LayerIngest). */
+export const verifyToc = (
+  layer: Digest,
+  toc: TocExpectation,
+  seen: {
+    blobPath: string
+    blobSize: number
+    tocRange: RangeHasher | undefined
+    tail: Uint8Array
+    estargz: Digest | undefined
+  },
+): Digest => {
+  const mismatch = (what: string) =>
+    new LayerRejected({
+      code: "TocDigestMismatch",
+      message: `layer ${layer}: ${what}, but its annotation says the TOC digest is ${toc.digest}. ` +
+        `The image is inconsistent: rebuild or re-push it, or pull it without the layer store.`,
+    })
+  let got: Digest | undefined
+  if (toc.kind === "estargz") {
+    got = seen.estargz
+    if (got === undefined) throw mismatch(`the layer has no ${ESTARGZ_TOC_NAME} entry`)
+  } else {
+    let range = seen.tocRange?.range
+    if (range === undefined) {
+      range = parseZstdChunkedFooter(seen.tail)
+      if (range === undefined) throw mismatch("the blob has no zstd:chunked footer")
+    }
+    if (range.offset + range.length > seen.blobSize) throw mismatch("the zstd:chunked manifest position lies outside the blob")
+    try {
+      got = seen.tocRange?.digest() ?? hashFileRange(seen.blobPath, range, digestAlgorithm(toc.digest))
+    } catch (e) {
+      throw ioFailure(layer, seen.blobPath, "reading back", e)
+    }
+  }
+  if (got !== toc.digest) throw mismatch(`its TOC has digest ${got}`)
+  return got
+}
+
+
+/** A TOC digest someone claims for a layer (an annotation, a pool's info), not yet checked. */
+export interface TocClaim {
+  readonly digest: Digest
+  /** where the claim came from, for the log: "annotation", "pool info" */
+  readonly from: string
+  /** the zstd:chunked manifest position, when an annotation gave one */
+  readonly range?: ByteRange | undefined
+  /** which format the claim is for; undefined: decided by the blob (zstd → zstd:chunked, gzip → eStargz) */
+  readonly kind?: TocExpectation["kind"] | undefined
+}
+
+export type TocCheck =
+  | { readonly _tag: "Verified"; readonly digest: Digest }
+  | { readonly _tag: "Unverified"; readonly reason: string }
+
+/** The eStargz footer: a gzip member whose extra field holds `%016x` TOC offset + "STARGZ". */
+export const ESTARGZ_FOOTER_SIZE = 51
+/** What the eStargz TOC may decompress to before we stop trying (it lists every file). */
+const ESTARGZ_TOC_MAX = 256 << 20
+
+const readRange = (fd: number, offset: number, length: number): Buffer => {
+  const buf = Buffer.alloc(length)
+  let done = 0
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, offset + done)
+    if (n === 0) break
+    done += n
+  }
+  return buf.subarray(0, done)
+}
+
+/** The TOC offset an eStargz footer names; undefined if `tail` holds none. */
+export const parseEstargzFooter = (tail: Uint8Array): number | undefined => {
+  const m = /([0-9a-f]{16})STARGZ/.exec(Buffer.from(tail).toString("latin1"))
+  if (!m) return undefined
+  const off = Number.parseInt(m[1]!, 16)
+  return Number.isSafeInteger(off) ? off : undefined
+}
+
+/** Hashes the `stargz.index.json` entry of the tar that a gzip stream from the TOC offset holds. */
+class TocEntryHash implements TarSink {
+  digest: Digest | undefined
+  private hash: Hash | undefined
+  constructor(private readonly algorithm: "sha256" | "sha512") {}
+  entry(e: TarEntry): void {
+    this.hash = e.kind === "file" && e.name.replace(/^\.\//, "") === ESTARGZ_TOC_NAME ? createHash(this.algorithm) : undefined
+  }
+  data(chunk: Uint8Array): void {
+    this.hash?.update(chunk)
+  }
+  end(): void {
+    if (this.hash !== undefined && this.digest === undefined) this.digest = hashed(this.algorithm, this.hash)
+    this.hash = undefined
+  }
+}
+
+/**
+ * Checks a TOC claim against a blob file already verified (or a pool's blob of the right
+ * size): the digest of the zstd:chunked manifest range, or of the eStargz TOC entry found
+ * through its footer. Never throws: a claim that cannot be checked is Unverified, with why.
+ */
+export const verifyTocOfFile = (
+  blobPath: string,
+  blobSize: number,
+  compression: "none" | "gzip" | "zstd",
+  claim: TocClaim,
+): TocCheck => {
+  const alg = digestAlgorithm(claim.digest)
+  const kind = claim.kind ?? (compression === "zstd" ? "zstd:chunked" : compression === "gzip" ? "estargz" : undefined)
+  if (kind === undefined) return { _tag: "Unverified", reason: "an uncompressed blob has no TOC" }
+  let fd: number
+  try {
+    fd = fs.openSync(blobPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  } catch (e) {
+    return { _tag: "Unverified", reason: `the blob cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` }
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return { _tag: "Unverified", reason: "the blob is not a regular file" }
+    let got: Digest | undefined
+    if (kind === "zstd:chunked") {
+      const range = claim.range ??
+        (blobSize >= ZSTD_CHUNKED_FOOTER_SIZE
+          ? parseZstdChunkedFooter(readRange(fd, blobSize - ZSTD_CHUNKED_FOOTER_SIZE, ZSTD_CHUNKED_FOOTER_SIZE))
+          : undefined)
+      if (range === undefined) return { _tag: "Unverified", reason: "the blob has no zstd:chunked footer" }
+      if (range.offset + range.length > blobSize) return { _tag: "Unverified", reason: "the TOC range lies outside the blob" }
+      const h = createHash(alg)
+      for (let done = 0; done < range.length;) {
+        const part = readRange(fd, range.offset + done, Math.min(1 << 20, range.length - done))
+        if (part.length === 0) return { _tag: "Unverified", reason: "the blob is shorter than its size" }
+        h.update(part)
+        done += part.length
+      }
+      got = hashed(alg, h)
+    } else {
+      const tailLen = Math.min(blobSize, ESTARGZ_FOOTER_SIZE)
+      const off = parseEstargzFooter(readRange(fd, blobSize - tailLen, tailLen))
+      if (off === undefined || off >= blobSize - tailLen + 1) return { _tag: "Unverified", reason: "the blob has no eStargz footer" }
+      let tar: Buffer
+      try {
+        tar = zlib.gunzipSync(readRange(fd, off, blobSize - off), { maxOutputLength: ESTARGZ_TOC_MAX })
+      } catch (e) {
+        return { _tag: "Unverified", reason: `the eStargz TOC does not decompress (${(e as Error).message})` }
+      }
+      const sink = new TocEntryHash(alg)
+      try {
+        new TarParser(sink).push(tar)
+      } catch {
+        // what follows the TOC entry is the footer; only the entry's digest matters
+      }
+      got = sink.digest
+      if (got === undefined) return { _tag: "Unverified", reason: `the blob has no ${ESTARGZ_TOC_NAME} entry at its footer's offset` }
+    }
+    return got === claim.digest
+      ? { _tag: "Verified", digest: got }
+      : { _tag: "Unverified", reason: `the blob's TOC has digest ${got}` }
+  } catch (e) {
+    return { _tag: "Unverified", reason: `the blob cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
+ * The TOC claims a layer's annotations make, parsed. A malformed claim (not a digest, both
+ * formats at once) is returned apart, to be logged and ignored: outside a pull, an annotation
+ * cannot reject a layer, only fail to name it.
+ */
+export const tocClaimsOf = (
+  layer: string,
+  annotations: Readonly<Record<string, string>>,
+): { readonly claims: ReadonlyArray<TocClaim>; readonly malformed?: { readonly value: string; readonly reason: string } | undefined } => {
+  try {
+    const t = tocExpectation(layer, annotations)
+    if (t === undefined) return { claims: [] }
+    return { claims: [{ digest: t.digest, from: "annotation", kind: t.kind, ...(t.kind === "zstd:chunked" ? { range: t.range } : {}) }] }
+  } catch (e) {
+    const value = annotations[ZSTD_CHUNKED_CHECKSUM] ?? annotations[ESTARGZ_TOC_DIGEST] ?? ""
+    return { claims: [], malformed: { value, reason: (e as Error).message } }
+  }
+}
