@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import type { Digest } from "../../../src/domain/Digest.ts"
 import { formatReference } from "../../../src/domain/Reference.ts"
 import { formatPlatform, parsePlatform } from "../../../src/domain/Platform.ts"
-import { currentPlatform } from "../../../src/registry/RegistryClient.ts"
+import { currentPlatform } from "../../../src/registry/PlatformPolicy.ts"
 import {
   type BuiltImage,
   type BuiltLayer,

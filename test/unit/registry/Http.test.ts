@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { classifyNetworkError, retryAfterMs, sameOrigin, withoutCredentials } from "../../../src/registry/Http.ts"
-import { networkError, statusError } from "../../../src/registry/RegistryClient.ts"
+import { networkError, statusError } from "../../../src/registry/Messages.ts"
 import { parseErrorBody } from "../../../src/registry/RegistryError.ts"
 
 const bunError = (code: string, message: string) => Object.assign(new TypeError(message), { code })
