@@ -64,6 +64,12 @@ export class TarNameError extends Error {
 const BLOCK = 512
 /** Go's limit for PAX and GNU long-name records. */
 const MAX_SPECIAL = 1 << 20
+/** The largest uid/gid chown(2) sets: 0xffffffff is (uid_t)-1, "leave unchanged". */
+const MAX_ID = 0xfffffffe
+/** mknod(2) takes 32-bit major and minor numbers. */
+const MAX_DEV = 0xffffffff
+/** Go parses a PAX time's seconds as an int64 and refuses the archive beyond it. */
+const MAX_PAX_SECONDS = 2 ** 63
 
 const enum State { Header, Data, Pad, Special, Skip, Ended }
 const enum Special { None, Pax, LongName, LongLink }
@@ -126,7 +132,7 @@ export class TarParser {
           return
         case State.Header: {
           if (this.hdrFill === 0 && n - i >= BLOCK) {
-            this.header(chunk, i)
+            this.header(chunk, i, this.offset)
             i += BLOCK
             this.offset += BLOCK
           } else {
@@ -137,7 +143,8 @@ export class TarParser {
             this.offset += take
             if (this.hdrFill === BLOCK) {
               this.hdrFill = 0
-              this.header(this.hdr, 0)
+              // errors name the header's first byte, however the chunks fell
+              this.header(this.hdr, 0, this.offset - BLOCK)
             }
           }
           break
@@ -203,8 +210,7 @@ export class TarParser {
     throw new TarFormatError(message, at)
   }
 
-  private header(b: Uint8Array, o: number): void {
-    const at = this.offset
+  private header(b: Uint8Array, o: number, at: number): void {
     if (isZeroBlock(b, o)) {
       if (this.sawZero) {
         this.state = State.Ended
@@ -324,6 +330,15 @@ export class TarParser {
           ? "GNU sparse files are not supported"
           : `tar entry type ${JSON.stringify(String.fromCharCode(flag))} is not supported`
     }
+    const isDevice = kind === "char" || kind === "block"
+    const devmajor = isDevice ? this.numeric(b, o + 329, 8, at, "devmajor") : 0
+    const devminor = isDevice ? this.numeric(b, o + 337, 8, at, "devminor") : 0
+    // chown(2) takes 32-bit ids, (uid_t)-1 meaning "leave as is", and mknod(2) 32-bit device
+    // numbers: a larger value would be cut to another id or device, never refused by the kernel
+    if (uid > MAX_ID || gid > MAX_ID) unsupported ??= `its owner ${uid}:${gid} is out of range (ids go up to ${MAX_ID})`
+    if (devmajor > MAX_DEV || devminor > MAX_DEV) {
+      unsupported ??= `its device number ${devmajor}:${devminor} is out of range (up to ${MAX_DEV} each)`
+    }
     if (unsupported !== undefined) kind = "unsupported"
     // Go reads no data for header-only types, whatever their size field says
     if (kind !== "file" && kind !== "unsupported") dataSize = 0
@@ -339,8 +354,8 @@ export class TarParser {
       size: dataSize,
       mtime,
       atime,
-      devmajor: kind === "char" || kind === "block" ? this.numeric(b, o + 329, 8, at, "devmajor") : 0,
-      devminor: kind === "char" || kind === "block" ? this.numeric(b, o + 337, 8, at, "devminor") : 0,
+      devmajor,
+      devminor,
       xattrs,
       ...(unsupported !== undefined ? { unsupported } : {}),
     }
@@ -467,7 +482,8 @@ export class TarParser {
 
   private paxTime(v: Uint8Array, at: number, key: string): number {
     const s = this.text(v, at)
-    if (!/^-?[0-9]+(\.[0-9]*)?$/.test(s)) this.fail(`invalid PAX ${key} ${JSON.stringify(s)}`, at)
-    return Number(s)
+    const t = Number(s)
+    if (!/^-?[0-9]+(\.[0-9]*)?$/.test(s) || !(Math.abs(t) < MAX_PAX_SECONDS)) this.fail(`invalid PAX ${key} ${JSON.stringify(s)}`, at)
+    return t
   }
 }
