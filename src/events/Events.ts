@@ -124,6 +124,21 @@ export const LayerRemoved = Schema.TaggedStruct("LayerRemoved", {
   layer: Digest,
   reason: Schema.String,
 })
+/** `als serve`: a client took a layer (created its `use` file); `pid` is the requester's. */
+export const LayerAcquired = Schema.TaggedStruct("LayerAcquired", {
+  layer: Digest,
+  /** the name it was looked up by (blob or TOC digest) and the `:ref` it was under */
+  key: Digest,
+  ref: Schema.optional(Ref),
+  pid: Schema.Number,
+})
+/** `als serve`: a client let a layer go (rmdir of the layer directory). */
+export const LayerReleased = Schema.TaggedStruct("LayerReleased", {
+  layer: Digest,
+  key: Digest,
+  ref: Schema.optional(Ref),
+  pid: Schema.Number,
+})
 
 export const Event = Schema.Union(
   StoreInitialized,
@@ -144,6 +159,8 @@ export const Event = Schema.Union(
   PullCompleted,
   PullFailed,
   LayerRemoved,
+  LayerAcquired,
+  LayerReleased,
 )
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -168,6 +185,8 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   PullCompleted: 1,
   PullFailed: 1,
   LayerRemoved: 1,
+  LayerAcquired: 1,
+  LayerReleased: 1,
 }
 
 /** Who wrote an event, when, and as part of which workflow run. */

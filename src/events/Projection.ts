@@ -78,6 +78,8 @@ export interface StoreState {
   readonly refsByLayer: HashMap.HashMap<string, HashSet.HashSet<string>>
   /** the manifest digest last resolved for each ref, indexed or not */
   readonly manifests: HashMap.HashMap<string, string>
+  /** `als serve`: holders per layer digest (acquired minus released, never below 0; absent: 0) */
+  readonly uses: HashMap.HashMap<string, number>
   readonly counters: Counters
   readonly events: number
   readonly lastEventAt?: number
@@ -110,6 +112,7 @@ export const initialState: StoreState = {
   refs: HashMap.empty(),
   refsByLayer: HashMap.empty(),
   manifests: HashMap.empty(),
+  uses: HashMap.empty(),
   counters: zero,
   events: 0,
 }
@@ -266,6 +269,14 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
         removed: HashMap.set(s.removed, event.layer, removed),
       }
       return count(next, (c) => ({ layersRemoved: c.layersRemoved + 1 }))
+    }
+    case "LayerAcquired": {
+      const n = Option.getOrElse(HashMap.get(s.uses, event.layer), () => 0) + 1
+      return { ...s, uses: HashMap.set(s.uses, event.layer, n) }
+    }
+    case "LayerReleased": {
+      const n = Option.getOrElse(HashMap.get(s.uses, event.layer), () => 0) - 1
+      return { ...s, uses: n > 0 ? HashMap.set(s.uses, event.layer, n) : HashMap.remove(s.uses, event.layer) }
     }
     default: {
       const unhandled: never = event
