@@ -1,38 +1,124 @@
 /**
- * Which of our layers podman is using: containers/storage writes
- * `<graphroot>/overlay/<id>/additionallayer` holding the path of the ALS layer it uses
- * (ALS-PROTOCOL.md §5), and the kernel keeps that layer as an overlay lowerdir while the
- * client's layer exists. Those layers must never be removed.
+ * What still needs a layer, as gc asks it: podman's layers and the store's own `:ref` views.
+ *
+ * containers/storage writes `<graphroot>/overlay/<id>/additionallayer` holding the path of the
+ * ALS layer it uses (ALS-PROTOCOL.md §5), and the kernel keeps that layer as an overlay
+ * lowerdir while the client's layer exists. Those files are podman's, read as files others
+ * made: regular files only, small, parsed to a path; a graph root that cannot be read is an
+ * error (gc must not conclude "unused" from a directory it could not see).
  */
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
+import { Effect } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
-import { isDigest } from "../domain/Digest.ts"
+import { type Digest, isDigest } from "../domain/Digest.ts"
+import { decodeRef } from "../domain/StorePaths.ts"
+import { ioError, type StoreIoError } from "./errors.ts"
 
-/** Where podman keeps its graph root by default, for root and for this user. */
-export const defaultGraphroots = (): ReadonlyArray<string> => {
-  const uid = process.getuid?.() ?? 0
-  const home = os.homedir()
-  const xdg = process.env.XDG_DATA_HOME || path.join(home, ".local", "share")
-  return uid === 0 ? ["/var/lib/containers/storage"] : [path.join(xdg, "containers", "storage")]
+/** An `additionallayer` file holds one path; anything longer is not one. */
+const MAX_ADDITIONAL_LAYER_BYTES = 4096
+
+const missing = (e: unknown) => {
+  const code = (e as NodeJS.ErrnoException).code
+  return code === "ENOENT" || code === "ENOTDIR"
+}
+
+/** The text of `<layer>/additionallayer`, undefined when there is none (or it is not a regular file). */
+const readAdditionalLayer = (file: string): string | undefined => {
+  let fd: number
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW)
+  } catch (e) {
+    if (missing(e) || (e as NodeJS.ErrnoException).code === "ELOOP") return undefined
+    throw e
+  }
+  try {
+    const st = fs.fstatSync(fd)
+    if (!st.isFile() || st.size > MAX_ADDITIONAL_LAYER_BYTES) return undefined
+    const buf = Buffer.alloc(st.size)
+    const n = fs.readSync(fd, buf, 0, st.size, 0)
+    return buf.subarray(0, n).toString("utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const realOr = (p: string) => {
+  try {
+    return fs.realpathSync(p)
+  } catch {
+    return path.resolve(p)
+  }
+}
+
+/** Which layer of the store at `realRoot` an `additionallayer` path names, if any. */
+export const layerNamedBy = (text: string, realRoot: string, resolve: (p: string) => string = realOr): Digest | undefined => {
+  const p = text.trim()
+  if (!path.isAbsolute(p) || p.includes("\0")) return undefined
+  // the path may go through the :ref view or a TOC alias: resolve it to the real directory
+  const real = resolve(p)
+  const base = path.basename(real)
+  if (path.dirname(real) === realRoot && isDigest(base)) return base
+  // the layer is gone or moved: keep whatever digest it named, to be safe
+  const named = path.basename(p)
+  return isDigest(named) ? named : undefined
 }
 
 /** Layer digests of the store at `root` named by some graph root's `additionallayer` file. */
-export const layersInUse = async (root: string, graphroots: ReadonlyArray<string>): Promise<Set<string>> => {
-  const inUse = new Set<string>()
-  const realRoot = await fs.realpath(root).catch(() => path.resolve(root))
-  for (const g of graphroots) {
-    const overlay = path.join(g, "overlay")
-    const ids = await fs.readdir(overlay).catch(() => [] as string[])
-    for (const id of ids) {
-      const text = await fs.readFile(path.join(overlay, id, "additionallayer"), "utf8").catch(() => undefined)
-      if (text === undefined) continue
-      const p = text.trim()
-      // the path may go through the :ref view or a TOC alias: resolve it to the real directory
-      const real = await fs.realpath(p).catch(() => p)
-      if (path.dirname(real) === realRoot && isDigest(path.basename(real))) inUse.add(path.basename(real))
-      else if (isDigest(path.basename(p))) inUse.add(path.basename(p))
-    }
-  }
-  return inUse
-}
+export const layersInUse = (root: string, graphroots: ReadonlyArray<string>): Effect.Effect<ReadonlySet<Digest>, StoreIoError> =>
+  Effect.try({
+    try: () => {
+      const inUse = new Set<Digest>()
+      const realRoot = realOr(root)
+      for (const g of graphroots) {
+        const overlay = path.join(g, "overlay")
+        let ids: string[]
+        try {
+          ids = fs.readdirSync(overlay)
+        } catch (e) {
+          if (missing(e)) continue
+          throw e
+        }
+        for (const id of ids) {
+          const text = readAdditionalLayer(path.join(overlay, id, "additionallayer"))
+          if (text === undefined) continue
+          const d = layerNamedBy(text, realRoot)
+          if (d !== undefined) inUse.add(d)
+        }
+      }
+      return inUse
+    },
+    catch: ioError("read podman's layers in", graphroots.join(", ")),
+  })
+
+/** The refs whose `:ref` view names `digest` now, read from disk (gc asks this under the layer's lock). */
+export const refsNaming = (root: string, digest: Digest): Effect.Effect<ReadonlyArray<string>, StoreIoError> =>
+  Effect.try({
+    try: () => {
+      const refs: string[] = []
+      for (const d of fs.readdirSync(root, { withFileTypes: true })) {
+        if (!d.isDirectory()) continue
+        const ref = decodeRef(d.name)
+        if (ref === undefined) continue
+        const dir = path.join(root, d.name)
+        let entries: string[]
+        try {
+          entries = fs.readdirSync(dir)
+        } catch (e) {
+          if (missing(e)) continue
+          throw e
+        }
+        // under its blob digest, or a TOC key pointing at it
+        const names = entries.some((e) => {
+          if (e === digest) return true
+          try {
+            return path.basename(fs.readlinkSync(path.join(dir, e))) === digest
+          } catch {
+            return false
+          }
+        })
+        if (names) refs.push(ref)
+      }
+      return refs
+    },
+    catch: ioError("read refs in", root),
+  })
