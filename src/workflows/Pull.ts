@@ -21,6 +21,7 @@ import type { ImageSource, SourceImage, SourceLayer } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
 import { resumableBlob } from "./ResumableBlob.ts"
 import { withLayerLock } from "../store/LayerLock.ts"
+import { acquirePin, type Pin } from "../store/Pins.ts"
 
 export interface PullOptions {
   readonly platform: Platform
@@ -91,9 +92,11 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
       }),
     })
     const tally: Tally = { found: 0, linked: 0, pulled: 0, bytes: 0 }
+    // held until the refs name the layers: gc keeps what a live pin names (store/Pins.ts)
+    const pin = yield* acquirePin((yield* LayerStore).paths.alsDir)
     const keys = yield* Effect.forEach(
       image.layers,
-      (layer) => layerChain(source, layer, opts, tally),
+      (layer) => layerChain(source, layer, opts, tally, pin),
       { concurrency: Math.max(1, opts.jobs) },
     )
     yield* indexImage([name, ...source.aliases(image)], keys)
@@ -112,6 +115,7 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
   })
 
   return yield* run.pipe(
+    Effect.scoped,
     Effect.tapError((e) =>
       journal.emit({
         _tag: "PullFailed",
@@ -131,10 +135,12 @@ interface LayerKeys {
   readonly tocDigest?: Digest | undefined
 }
 
-const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, tally: Tally) =>
+const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, tally: Tally, pin?: Pin) =>
   Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
+    // under the layer lock, before the layer can be found or committed: gc cannot slip in between
+    if (pin) yield* pin.add(layer.digest)
     const toc = tocAnnotation(layer.annotations) as Digest | undefined
     const meta: LayerMeta = {
       size: layer.size,
