@@ -2,6 +2,7 @@
  * `als log` for people reviewing it (pure): one workflow's steps grouped under its first event
  * with +ms offsets and a duration per layer, and the store's counters as statistics.
  */
+import { safeText } from "../domain/SafeText.ts"
 import type { Event } from "../events/Events.ts"
 import type { FoldEntry, LogEntry } from "../events/EventLog.ts"
 import { eventLayer, eventRef, outcome } from "../events/LogQuery.ts"
@@ -91,7 +92,8 @@ export const renderWorkflow = (es: ReadonlyArray<LogEntry>): Array<string> => {
     }
     lines.push(line)
   }
-  return lines
+  // refs, reasons and paths in events came from outside: each line shown safe
+  return lines.map((l) => safeText(l))
 }
 
 // ---- statistics --------------------------------------------------------------------------
@@ -179,5 +181,5 @@ export const renderStats = (st: LogStats): Array<string> => {
     `${humanBytes(st.bytes.linked)} from pools (linked)${pct(st.bytes.linked)}`,
     `failures:  ${failures.length === 0 ? "none" : failures.map(([code, n]) => `${code} ${n}`).join(", ")}`,
     ...(st.logRepairs > 0 ? [`log:       ${st.logRepairs} torn tails repaired`] : []),
-  ]
+  ].map((l) => safeText(l))
 }

@@ -1,13 +1,13 @@
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
-import * as fs from "node:fs"
+import { Console, Effect, Either, Layer, Option } from "effect"
 import * as path from "node:path"
 import { type AuditReport, auditStore } from "../audit/Audit.ts"
 import { describeProblem } from "../audit/AuditProblem.ts"
 import { EventLogFile, IdsLive } from "../events/EventLog.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 import * as opt from "./options.ts"
-import { UsageError } from "./UsageError.ts"
+import { asUsage, parsePathArg } from "./Arguments.ts"
+import { safeLines } from "../domain/SafeText.ts"
 
 const deep = Options.boolean("deep").pipe(Options.withDescription("also rehash every blob file against its digest (reads every blob)"))
 const checkpoint = Options.text("checkpoint").pipe(
@@ -50,16 +50,17 @@ export const auditCommand = Command.make(
   { root: opt.root, json: opt.json, deep, checkpoint, since },
   (a) => {
     const root = path.resolve(opt.resolveRoot(a.root))
+    // the root is an existing store (StorePolicy.ts, before this runs); the files are checked here
     return Effect.gen(function*() {
-      if (!fs.existsSync(path.join(root, ".als"))) {
-        return yield* new UsageError({ message: `${root} is not an als store (no .als directory); pass --root` })
-      }
+      const checkpoint = yield* asUsage(Either.all(Option.toArray(a.checkpoint).map((f) => parsePathArg(f, "--checkpoint"))))
+      const since = yield* asUsage(Either.all(Option.toArray(a.since).map((f) => parsePathArg(f, "--since"))))
       const report = yield* auditStore(root, {
         deep: a.deep,
-        checkpoint: Option.getOrUndefined(a.checkpoint),
-        since: Option.getOrUndefined(a.since),
+        checkpoint: checkpoint[0],
+        since: since[0],
       }).pipe(Effect.provide(EventLogFile(root).pipe(Layer.provide(IdsLive))))
-      yield* Console.log(a.json ? JSON.stringify(report, null, 2) : render(report))
+      // paths and problems name what is on disk and in the log: shown safe (SafeText.ts)
+      yield* Console.log(a.json ? JSON.stringify(report, null, 2) : safeLines(render(report), undefined, Infinity))
       if (!report.ok || report.checkpoint?.written === false) setExitCode(ExitCode.notFound)
     })
   },

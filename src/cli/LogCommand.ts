@@ -1,11 +1,12 @@
 import { Command, Options } from "@effect/cli"
 import { Chunk, Clock, Console, Effect, Option, Stream } from "effect"
 import * as fs from "node:fs"
-import process from "node:process"
 import { groupByWorkflow, renderStats, renderWorkflow, statsOf, statsStart, statsStep } from "../audit/LogReview.ts"
 import { EventLog, type LogEntry, logPath } from "../events/EventLog.ts"
 import { ReporterSilent } from "../events/Journal.ts"
-import { makeMatcher, parseSince, TABLE_HEADER, tableRow } from "../events/LogQuery.ts"
+import { makeMatcher, TABLE_HEADER, tableRow } from "../events/LogQuery.ts"
+import { safeText } from "../domain/SafeText.ts"
+import { asUsage, parseEventTypes, parseLayerFilter, parseRefArg, parseSinceArg } from "./Arguments.ts"
 import { storeLayer } from "../Layers.ts"
 import { entryJson } from "./Reporters.ts"
 import { UsageError } from "./UsageError.ts"
@@ -34,42 +35,34 @@ const stats = Options.boolean("stats").pipe(
 )
 
 const widths = [23, 16, 12, 40]
+// cells hold refs, reasons and paths from outside: each made safe (SafeText.ts) before padding
 const line = (cols: ReadonlyArray<string>) =>
-  cols.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join("  ").trimEnd()
+  cols.map((c, i) => (i < widths.length ? safeText(c, 1024).padEnd(widths[i]!) : safeText(c))).join("  ").trimEnd()
 
 const POLL = "200 millis"
 
-/** Resolves on SIGINT or SIGTERM (so that --follow ends cleanly, exit 0). */
-const interrupted = Effect.async<void>((resume) => {
-  const stop = () => resume(Effect.void)
-  process.once("SIGINT", stop)
-  process.once("SIGTERM", stop)
-  return Effect.sync(() => {
-    process.off("SIGINT", stop)
-    process.off("SIGTERM", stop)
+/** --type, --since, --layer and --ref as typed values, or the usage error naming what is valid. */
+const parseFilters = (a: { type: ReadonlyArray<string>; since: Option.Option<string>; layer: Option.Option<string>; ref: Option.Option<string> }) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const types = yield* asUsage(parseEventTypes(a.type))
+    const sinceMs = Option.isSome(a.since) ? yield* asUsage(parseSinceArg(a.since.value, now)) : undefined
+    const layer = Option.isSome(a.layer) ? Option.some(yield* asUsage(parseLayerFilter(a.layer.value))) : Option.none()
+    // the log records normalized refs: `--ref alpine:3.19` finds docker.io/library/alpine:3.19
+    const ref = Option.isSome(a.ref) ? Option.some(yield* asUsage(parseRefArg(a.ref.value, "--ref"))) : Option.none()
+    return { types, sinceMs, layer, ref }
   })
-})
 
 export const logCommand = Command.make(
   "log",
   { type, layer, ref, since, follow, group, flat, stats, root: opt.root, json: opt.json },
   (a) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const sinceMs = yield* Option.match(a.since, {
-        onNone: () => Effect.succeed(undefined),
-        onSome: (s) => {
-          const t = parseSince(s, now)
-          return t === undefined
-            ? Effect.fail(new UsageError({ message: `--since ${s}: expected a duration like 90m, 2h, 3d or a date` }))
-            : Effect.succeed(t)
-        },
-      })
-      const types = a.type.flatMap((t) => t.split(",")).map((t) => t.trim()).filter((t) => t !== "")
+    // every filter parsed before the log is opened
+    Effect.flatMap(parseFilters(a), ({ types, sinceMs, layer, ref }) => Effect.gen(function*() {
       const log = yield* EventLog
 
       if (a.stats) {
-        if (types.length > 0 || Option.isSome(a.layer) || Option.isSome(a.ref) || a.follow) {
+        if (types.length > 0 || Option.isSome(layer) || Option.isSome(ref) || a.follow) {
           return yield* new UsageError({ message: "--stats counts the whole log (or from --since on); it does not take --type, --layer, --ref or --follow" })
         }
         const st = statsOf(yield* log.fold(statsStart(sinceMs), statsStep))
@@ -79,11 +72,11 @@ export const logCommand = Command.make(
 
       const matches = makeMatcher({
         types: types.length > 0 ? new Set(types) : undefined,
-        layer: Option.getOrUndefined(a.layer),
-        ref: Option.getOrUndefined(a.ref),
+        layer: Option.getOrUndefined(layer),
+        ref: Option.getOrUndefined(ref),
         since: sinceMs,
       })
-      const grouped = !a.json && !a.follow && !a.flat && (a.group || Option.isSome(a.ref))
+      const grouped = !a.json && !a.follow && !a.flat && (a.group || Option.isSome(ref))
       if (grouped) {
         const picked = yield* Stream.runCollect(log.stream().pipe(Stream.filter(matches)))
         const blocks = groupByWorkflow(Chunk.toReadonlyArray(picked)).map((g) =>
@@ -130,8 +123,9 @@ export const logCommand = Command.make(
           yield* printFrom(last)
         }
       })
-      yield* Effect.raceFirst(poll, interrupted)
-    }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent))),
+      // until SIGINT/SIGTERM: bin/als.ts interrupts the command and exits 130/143
+      yield* poll
+    }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))),
 ).pipe(Command.withDescription(
   "Review the audit log: one row per event (time, event, layer, ref, outcome), or NDJSON with --json.\n" +
     "--ref REF (or --group) shows each workflow grouped: a headline (what, outcome, duration), its steps at +ms\n" +

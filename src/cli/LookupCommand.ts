@@ -2,7 +2,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, HashMap, Option } from "effect"
 import { ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
-import { lookupBody } from "./LookupLean.ts"
+import { checkLookup, lookupBody, type LookupInput } from "./LookupLean.ts"
 import * as opt from "./options.ts"
 
 const digest = Args.text({ name: "DIGEST" }).pipe(Args.withDescription("the layer's blob digest, sha256:<hex>"))
@@ -19,23 +19,28 @@ const pool = Options.text("pool").pipe(
   Options.repeated,
 )
 
+/** The one option definition; LookupLean.ts's hand parser is tested for parity against it. */
+export const lookupOptions = { digest, ref, annotation, pool, root: opt.root, json: opt.json }
+
+/** What @effect/cli parsed, as the lean path's LookupInput. */
+export const lookupInput = (a: Command.Command.ParseConfig<typeof lookupOptions>): LookupInput => ({
+  digest: a.digest,
+  ref: Option.getOrUndefined(a.ref),
+  annotations: Option.match(a.annotation, {
+    onNone: () => ({}),
+    onSome: (m) => Object.fromEntries(HashMap.toEntries(m)),
+  }),
+  pools: a.pool,
+  json: a.json,
+})
+
 export const lookupCommand = Command.make(
   "lookup",
-  { digest, ref, annotation, pool, root: opt.root, json: opt.json },
-  (a) => {
-    const dir = opt.resolveRoot(a.root)
-    // the one body, shared with the lean start-up path (LookupLean.ts)
-    return lookupBody({
-      digest: a.digest,
-      ref: Option.getOrUndefined(a.ref),
-      annotations: Option.match(a.annotation, {
-        onNone: () => ({}),
-        onSome: (m) => Object.fromEntries(HashMap.toEntries(m)),
-      }),
-      pools: a.pool,
-      json: a.json,
-    }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
-  },
+  lookupOptions,
+  (a) =>
+    // the one check and the one body, shared with the lean start-up path (LookupLean.ts)
+    Effect.flatMap(checkLookup(lookupInput(a)), (request) =>
+      lookupBody(request).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))),
 ).pipe(Command.withDescription(
   "Find one layer: in the store, else in a pool (linked, nothing copied). Prints the layer's path.\n" +
     "Exit 0 found or linked, 1 not found (then: als ls shows what the store has, als pull fetches the image).\n\n" +

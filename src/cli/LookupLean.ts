@@ -11,17 +11,19 @@
  * lines only @effect/cli parses (bench/LookupParity.ts compares both paths).
  */
 import { Console, Context, Effect, HashMap } from "effect"
-import * as os from "node:os"
-import { decodeDigest } from "../domain/Digest.ts"
-import { defaultRoot } from "../domain/StorePaths.ts"
+import type { Digest } from "../domain/Digest.ts"
+import { isPlainText, safeText } from "../domain/SafeText.ts"
 import { Ids, randomIds } from "../events/EventLog.ts"
 import { Journal, Reporter, silentReporter } from "../events/Journal.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
 import { makeStoreContext } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
+import { asUsage, parseDigestArg, parsePathArg, parseRefArg } from "./Arguments.ts"
 import { errLine } from "./errLine.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
+import { existingStore } from "./StoreRoot.ts"
+import { UsageError } from "./UsageError.ts"
 
 export interface LookupArgs {
   readonly digest: string
@@ -31,6 +33,8 @@ export interface LookupArgs {
   readonly pools: ReadonlyArray<string>
   readonly root: string | undefined
   readonly json: boolean
+  /** every word, for the checks the full CLI makes before parsing (ArgvGuard.ts) */
+  readonly words: ReadonlyArray<string>
 }
 
 // @effect/cli reads a boolean flag's next word as its value when it is one of these.
@@ -85,23 +89,49 @@ export const parseLookupArgs = (args: ReadonlyArray<string>): LookupArgs | undef
         digest = a
     }
   }
-  return digest === undefined ? undefined : { digest, ref, annotations, pools, root, json }
+  return digest === undefined ? undefined : { digest, ref, annotations, pools, root, json, words: args }
 }
 
 /** The services of `storeLayer(root, ReporterSilent)` (Layers.ts), without any layer. */
 const storeContext = (root: string) =>
   makeStoreContext(root, Context.make(Ids, randomIds).pipe(Context.add(Reporter, silentReporter)))
 
-/** What `als lookup` does once its arguments are read, and prints: the command's one body. */
-export const lookupBody = (a: {
+/** A lookup's arguments as typed, before they are checked. */
+export interface LookupInput {
   readonly digest: string
   readonly ref: string | undefined
   readonly annotations: Readonly<Record<string, string>>
   readonly pools: ReadonlyArray<string>
   readonly json: boolean
-}) =>
+}
+
+/** A lookup's arguments once checked: the digest parsed, the ref normalized. */
+export interface LookupRequest extends LookupInput {
+  readonly digest: Digest
+}
+
+/**
+ * The one check of a lookup's arguments, on both paths, before anything is opened: a digest
+ * that does not parse, a ref the reference parser refuses, an empty pool path, or control
+ * characters in an annotation are usage errors (exit 2).
+ */
+export const checkLookup = (a: LookupInput): Effect.Effect<LookupRequest, UsageError> =>
   Effect.gen(function*() {
-    const layer = yield* decodeDigest(a.digest)
+    const digest = yield* asUsage(parseDigestArg(a.digest))
+    const ref = a.ref === undefined ? undefined : yield* asUsage(parseRefArg(a.ref, "--ref"))
+    for (const p of a.pools) yield* asUsage(parsePathArg(p, "--pool"))
+    for (const [k, v] of Object.entries(a.annotations)) {
+      if (!isPlainText(k) || !isPlainText(v)) {
+        return yield* new UsageError({ message: `--annotation ${safeText(k, 100)}=${safeText(v, 100)}: contains control characters` })
+      }
+    }
+    return { ...a, digest, ref }
+  })
+
+/** What `als lookup` does once its arguments are checked, and prints: the command's one body. */
+export const lookupBody = (a: LookupRequest) =>
+  Effect.gen(function*() {
+    const layer = a.digest
     const store = yield* LayerStore
     const journal = yield* Journal
     yield* store.init()
@@ -113,23 +143,26 @@ export const lookupBody = (a: {
     if (a.json) {
       yield* Console.log(JSON.stringify({ layer, status: result._tag.toLowerCase(), ...result, _tag: undefined }))
     } else if (result._tag === "Found") {
-      yield* Console.log(result.path)
+      yield* Console.log(safeText(result.path))
     } else if (result._tag === "Linked") {
-      yield* Console.log(result.path)
-      yield* errLine(`linked from ${result.poolPath}`)
+      yield* Console.log(safeText(result.path))
+      yield* errLine(`linked from ${safeText(result.poolPath)}`)
     } else {
-      for (const r of result.refused) yield* errLine(`${layer}: pool ${r.pool} shows it, but: ${r.reason}`)
-      yield* errLine(`${layer}: not in the store nor in any pool (probed: ${pools.map((p) => p.dir).join(", ")})`)
-      yield* errLine(`see what the store has with: als ls --root ${store.paths.root}; fetch an image with: als pull REF`)
+      for (const r of result.refused) yield* errLine(`${layer}: pool ${safeText(r.pool)} shows it, but: ${safeText(r.reason)}`)
+      yield* errLine(`${layer}: not in the store nor in any pool (probed: ${safeText(pools.map((p) => p.dir).join(", "))})`)
+      yield* errLine(`see what the store has with: als ls --root ${safeText(store.paths.root)}; fetch an image with: als pull REF`)
     }
     setExitCode(result._tag === "Missing" ? ExitCode.notFound : ExitCode.ok)
   })
 
-/** The lean path's whole program: the body on the store's services. */
-export const lookupProgram = (a: LookupArgs) => {
-  const dir = a.root ?? defaultRoot(process.env, process.getuid?.() ?? 0, os.homedir())
-  // through a HashMap, as the full CLI does: the same key order reaches the log
-  const annotations = a.annotations.length === 0 ? {} : Object.fromEntries(HashMap.toEntries(HashMap.fromIterable(a.annotations)))
-  const body = lookupBody({ digest: a.digest, ref: a.ref, annotations, pools: a.pools, json: a.json })
-  return Effect.scoped(Effect.flatMap(storeContext(dir), (ctx) => Effect.provide(body, ctx)))
-}
+/** The lean path's whole program: the root and arguments checked, then the body on the store's services. */
+export const lookupProgram = (a: LookupArgs) =>
+  Effect.gen(function*() {
+    const refused = a.words.find((w) => !isPlainText(w))
+    if (refused !== undefined) return yield* new UsageError({ message: `argument "${safeText(refused, 200)}" contains control characters` })
+    const dir = yield* existingStore(a.root)
+    // through a HashMap, as the full CLI does: the same key order reaches the log
+    const annotations = a.annotations.length === 0 ? {} : Object.fromEntries(HashMap.toEntries(HashMap.fromIterable(a.annotations)))
+    const request = yield* checkLookup({ digest: a.digest, ref: a.ref, annotations, pools: a.pools, json: a.json })
+    return yield* Effect.scoped(Effect.flatMap(storeContext(dir), (ctx) => Effect.provide(lookupBody(request), ctx)))
+  })

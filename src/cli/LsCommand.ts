@@ -7,6 +7,7 @@ import { storeLayer } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import * as opt from "./options.ts"
 import { humanBytes } from "./Reporters.ts"
+import { safeText } from "../domain/SafeText.ts"
 
 export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, (a) =>
   Effect.gen(function*() {
@@ -37,15 +38,16 @@ export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, 
     const table = [["LAYER", "SOURCE", "SIZE", "REFS"]]
     for (const r of rows) {
       table.push([
-        r.digest.slice(0, 19) + (r.complete ? "" : " (incomplete)"),
-        r.source === "link" ? `linked ${r.pool ?? r.linkedTo ?? ""}` : r.source === "pull" ? "pulled" : "not in log",
+        // names and paths come from the store's files and the log: shown safe (SafeText.ts)
+        safeText(r.digest.slice(0, 19), 19) + (r.complete ? "" : " (incomplete)"),
+        r.source === "link" ? `linked ${safeText(r.pool ?? r.linkedTo ?? "", 400)}` : r.source === "pull" ? "pulled" : "not in log",
         r.blobSize === undefined ? "?" : humanBytes(r.blobSize),
-        r.refs.join(", "),
+        r.refs.map((ref) => safeText(ref, 400)).join(", "),
       ])
     }
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)))
     for (const row of table) yield* Console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())
-    yield* Console.log(`\n${rows.length} layers in ${store.paths.root}`)
+    yield* Console.log(`\n${rows.length} layers in ${safeText(store.paths.root)}`)
   }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))).pipe(
     Command.withDescription(
       "List stored layers: digest, source (pulled, or linked from which pool), size, and the refs that name it.\n" +

@@ -1,6 +1,11 @@
 /** The command tree. Each command lives in its own thin file. */
 import { Command } from "@effect/cli"
+import { Console, Effect } from "effect"
 import { ALS_VERSION } from "../version.ts"
+import { checkArgv, flagTable } from "./ArgvGuard.ts"
+import { colorless, wantsPlain } from "./Colour.ts"
+import { withStorePolicy } from "./StorePolicy.ts"
+import { UsageError } from "./UsageError.ts"
 import { completionCommand } from "./CompletionCommand.ts"
 import { doctorCommand } from "./DoctorCommand.ts"
 import { gcCommand } from "./GcCommand.ts"
@@ -12,6 +17,7 @@ import { pullCommand } from "./PullCommand.ts"
 import { replayCommand } from "./ReplayCommand.ts"
 import { auditCommand } from "./AuditCommand.ts"
 import { rmCommand } from "./RmCommand.ts"
+import { serveCommand } from "./ServeCommand.ts"
 
 /**
  * `als --help` lists the commands by task. @effect/cli renders subcommands as one flat list,
@@ -22,6 +28,7 @@ const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, st
   ["Getting layers", [
     ["pull", "put every layer of an image in the store: registry, oci:DIR, docker-archive:FILE"],
     ["lookup", "find one layer: in the store, else linked from a pool (exit 1: not found)"],
+    ["serve", "mount the store as a FUSE filesystem podman drives itself (pulls on lookup, counts uses)"],
   ]],
   ["Inspecting", [
     ["ls", "stored layers: digest, source, size, the images that name them"],
@@ -55,7 +62,7 @@ const commandList = (registered: ReadonlySet<string>): string => {
     .join("\n\n")
 }
 
-const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, auditCommand, rmCommand, gcCommand, replayCommand, doctorCommand] as const
+const subcommands = [initCommand, pullCommand, lookupCommand, lsCommand, logCommand, auditCommand, rmCommand, gcCommand, replayCommand, doctorCommand, serveCommand] as const
 
 const rootDescription = (names: ReadonlySet<string>) =>
   "An Additional Layer Store for podman, buildah and CRI-O: fills a store directory with image layers\n" +
@@ -63,7 +70,8 @@ const rootDescription = (names: ReadonlySet<string>) =>
   `${commandList(names)}\n\n` +
   "Start with: als doctor (is this machine ready?), then als pull IMAGE, then point podman at the store\n" +
   "(als init prints the storage.conf line). Every command takes --root DIR and has --help with an example.\n\n" +
-  "Exit status: 0 ok; 1 not found / problems found; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 6 log damaged."
+  "Exit status: 0 ok; 1 not found / problems found; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 6 log damaged;\n" +
+  "130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). A command on a directory that is not a store exits 2."
 
 const names = new Set<string>([
   ...subcommands.flatMap((c) => [...Command.getNames(c as Command.Command<string, unknown, unknown, unknown>)]),
@@ -75,8 +83,24 @@ let tree: Command.Command<string, unknown, unknown, unknown> | undefined
 
 export const als = Command.make("als").pipe(
   Command.withDescription(rootDescription(names)),
-  Command.withSubcommands([...subcommands, completionCommand(() => tree!)]),
+  Command.withSubcommands([...(subcommands.map(withStorePolicy) as unknown as typeof subcommands), completionCommand(() => tree!)]),
 )
 tree = als as Command.Command<string, unknown, unknown, unknown>
 
-export const runCli = Command.run(als, { name: "als", version: ALS_VERSION })
+const flags = flagTable(als)
+const runTree = Command.run(als, { name: "als", version: ALS_VERSION })
+
+/**
+ * `argv` as process.argv is laid out (two words, then the arguments): checked for unknown
+ * flags and control characters first, then parsed and run; help and output without colour
+ * codes when they go to a pipe or NO_COLOR is set.
+ */
+export const runCli = (argv: ReadonlyArray<string>): ReturnType<typeof runTree> =>
+  Effect.suspend(() => {
+    const refused = checkArgv(flags, argv.slice(2))
+    if (refused !== undefined) return Effect.fail(new UsageError({ message: refused }))
+    const run = runTree(argv)
+    const plainOut = wantsPlain(process.stdout, process.env)
+    const plainErr = wantsPlain(process.stderr, process.env)
+    return plainOut || plainErr ? Console.consoleWith((c) => Effect.withConsole(run, colorless(c, plainOut, plainErr))) : run
+  })

@@ -5,14 +5,17 @@ import { EventLog } from "../events/EventLog.ts"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
-import { formatReference, parseReference } from "../domain/Reference.ts"
+import { safeText } from "../domain/SafeText.ts"
+import { all, asUsage, parseRefArg } from "./Arguments.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 import * as opt from "./options.ts"
 
 const refs = Args.text({ name: "REF" }).pipe(Args.withDescription("image reference whose :ref view to remove"), Args.atLeast(1))
 
 export const rmCommand = Command.make("rm", { refs, root: opt.root }, (a) =>
-  Effect.gen(function*() {
+  // every ref parsed (and normalized: alpine:3.19 is docker.io/library/alpine:3.19, as the
+  // store records it) before anything is opened
+  Effect.flatMap(asUsage(all(a.refs.map((r) => parseRefArg(r)))), (refNames) => Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
     const log = yield* EventLog
@@ -30,11 +33,7 @@ export const rmCommand = Command.make("rm", { refs, root: opt.root }, (a) =>
       },
     )
     let missing = 0
-    for (const r of a.refs) {
-      // accept what users type (alpine:3.19) and what the store records (docker.io/library/alpine:3.19)
-      const name = yield* Effect.try({ try: () => formatReference(parseReference(r)), catch: () => r }).pipe(
-        Effect.orElseSucceed(() => r),
-      )
+    for (const name of refNames) {
       const w = together.last.get(name)
       const names = [name, ...[...(w !== undefined ? together.byWorkflow.get(w) ?? [] : [])].filter((n) =>
         n !== name && n.includes("@") && together.last.get(n) === w
@@ -44,17 +43,17 @@ export const rmCommand = Command.make("rm", { refs, root: opt.root }, (a) =>
         if (yield* store.unindexRef(n)) {
           removed++
           yield* journal.emit({ _tag: "RefRemoved", ref: n })
-          yield* Console.log(`removed ${n}`)
+          yield* Console.log(`removed ${safeText(n)}`)
         }
       }
       if (removed === 0) {
         missing++
-        yield* errLine(`${name}: not in the store (see als ls)`)
+        yield* errLine(`${safeText(name)}: not in the store (see als ls)`)
       }
     }
     if (missing > 0) setExitCode(ExitCode.notFound)
     else yield* Console.log("its layers stay until `als gc` finds them unused")
-  }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))).pipe(
+  }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent))))).pipe(
     Command.withDescription(
       "Remove images' :ref views from the store; `als gc` then frees layers nothing else uses.\n" +
         "Example: als rm 127.0.0.1:5000/test/app:1",
