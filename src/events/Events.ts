@@ -139,6 +139,18 @@ export const LayerReleased = Schema.TaggedStruct("LayerReleased", {
   ref: Schema.optional(Ref),
   pid: Schema.Number,
 })
+/**
+ * A TOC digest als did not make a name for this layer: a claim (annotation, pool info) it
+ * could not check against the blob, or a checked one whose name belongs to another layer.
+ */
+export const TocIgnored = Schema.TaggedStruct("TocIgnored", {
+  layer: Digest,
+  /** the claimed value, as given (it may not even parse) */
+  tocDigest: Schema.String,
+  /** who claimed it: "annotation", "pool info", "alias", "the :ref view of REF" */
+  from: Schema.String,
+  reason: Schema.String,
+})
 
 export const Event = Schema.Union(
   StoreInitialized,
@@ -161,6 +173,7 @@ export const Event = Schema.Union(
   LayerRemoved,
   LayerAcquired,
   LayerReleased,
+  TocIgnored,
 )
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -187,6 +200,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   LayerRemoved: 1,
   LayerAcquired: 1,
   LayerReleased: 1,
+  TocIgnored: 1,
 }
 
 /** Who wrote an event, when, and as part of which workflow run. */

@@ -70,6 +70,8 @@ export const outcome = (ev: Event): string => {
       return `linked ${ev.pool}`
     case "LinkRefused":
       return `refused: ${ev.reason}`
+    case "TocIgnored":
+      return `TOC ${ev.tocDigest} from ${ev.from} ignored: ${ev.reason}`
     case "LayerCommitted":
       return ev.source === "link" ? `committed (link)` : "committed (pull)"
     case "BlobFetched":

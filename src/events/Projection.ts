@@ -185,6 +185,8 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
       return count(s, (c) => ({ poolProbes: c.poolProbes + 1, poolHits: c.poolHits + (event.hit ? 1 : 0) }))
     case "LinkRefused":
       return count(s, (c) => ({ linksRefused: c.linksRefused + 1 }))
+    case "TocIgnored":
+      return s
     case "LayerLinked":
       return count(s, (c) => ({ layersLinked: c.layersLinked + 1 }))
     case "PullRequested":

@@ -23,6 +23,7 @@ export const LAYER_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
   "LayerMissing",
   "PoolProbed",
   "LinkRefused",
+  "TocIgnored",
   "LayerLinked",
   "BlobFetched",
   "LayerExtracted",

@@ -17,6 +17,7 @@ import { decodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import { ioError, StoreIoError } from "./errors.ts"
 import { Syscalls } from "../sys/Syscalls.ts"
 import { StoreConfig } from "./StoreConfig.ts"
+import { readPoolFile } from "../verify/PoolFiles.ts"
 
 export interface StoredLayer {
   readonly digest: Digest
@@ -63,6 +64,40 @@ const pidAlive = (pid: number): boolean => {
   }
 }
 
+/**
+ * Modes als gives what it creates, whatever the caller's umask (docs/security.md):
+ * what clients read is world-readable, what is als's own is the owner's only.
+ */
+export const Modes = {
+  /** the store root, layer directories, `diff/`, `:ref` view directories, `.pool` */
+  shared: 0o755,
+  /** `info`, `blob` */
+  file: 0o644,
+  /** `.als`, `.als/staging` (and what is built there until it is committed), `.als/locks` */
+  own: 0o700,
+  /** `.als/log` */
+  log: 0o600,
+} as const
+
+/** mkdir with an exact mode (mkdir's mode is masked by the umask; chmod is not). */
+export const mkdirMode = (dir: string, mode: number): void => {
+  fsSync.mkdirSync(dir, { mode })
+  fsSync.chmodSync(dir, mode)
+}
+
+/** What a name in the root is now, for deciding whether a new name may take its place. */
+const nameAt = (p: string): "absent" | "dir" | "dangling" | "link" | "other" => {
+  let st: fsSync.Stats
+  try {
+    st = fsSync.lstatSync(p)
+  } catch {
+    return "absent"
+  }
+  if (st.isDirectory()) return "dir"
+  if (!st.isSymbolicLink()) return "other"
+  return fsSync.existsSync(p) ? "link" : "dangling"
+}
+
 const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`
 
 /** What the LayerStore service is made of (the lean lookup path builds it without layers). */
@@ -79,11 +114,36 @@ export const makeLayerStore = Effect.gen(function*() {
    */
   const init = Effect.fn("LayerStore.init")(function*() {
     const fresh = !fsSync.existsSync(paths.alsDir)
-    for (const d of [paths.root, paths.alsDir, paths.staging, paths.locks, paths.pool]) {
-      yield* Effect.try({ try: () => fsSync.mkdirSync(d, { recursive: true }), catch: ioError("create directory", d) })
+    const dirs: ReadonlyArray<readonly [string, number]> = [
+      [paths.root, Modes.shared],
+      [paths.alsDir, Modes.own],
+      [paths.staging, Modes.own],
+      [paths.locks, Modes.own],
+      [paths.pool, Modes.shared],
+    ]
+    for (const [d, mode] of dirs) {
+      yield* Effect.try({
+        try: () => {
+          if (fsSync.existsSync(d)) return // an existing directory keeps the mode its owner gave it
+          if (d === paths.root) fsSync.mkdirSync(path.dirname(d), { recursive: true })
+          mkdirMode(d, mode)
+        },
+        catch: ioError("create directory", d),
+      })
     }
     return fresh
   })
+
+  /** `.als/staging`, made owner-only when als has to make it. */
+  const ensureStaging = () => {
+    if (fsSync.existsSync(paths.staging)) return
+    fsSync.mkdirSync(paths.alsDir, { recursive: true, mode: Modes.own })
+    try {
+      mkdirMode(paths.staging, Modes.own)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+    }
+  }
 
   /** The test containers/storage applies: diff, info and blob all stat (following links). */
   const isComplete = (dir: string) =>
@@ -99,9 +159,10 @@ export const makeLayerStore = Effect.gen(function*() {
   const stage = (digest: Digest): Effect.Effect<string, StoreIoError, Scope.Scope> =>
     Effect.acquireRelease(
       io("create staging directory", paths.staging, async () => {
-        await fs.mkdir(paths.staging, { recursive: true })
+        ensureStaging()
         const dir = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}`)
-        await fs.mkdir(dir)
+        // it becomes the layer directory clients read: 0755 from the start
+        mkdirMode(dir, Modes.shared)
         return dir
       }),
       (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)),
@@ -110,7 +171,7 @@ export const makeLayerStore = Effect.gen(function*() {
   /** A path in staging for a single file (e.g. a blob fetched for a pool-linked layer). */
   const stagingFile = (digest: Digest, kind: string) =>
     io("create staging directory", paths.staging, async () => {
-      await fs.mkdir(paths.staging, { recursive: true })
+      ensureStaging()
       return path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.${kind}`)
     })
 
@@ -144,7 +205,7 @@ export const makeLayerStore = Effect.gen(function*() {
   const putSymlink = (target: string, name: string) =>
     io("create symlink", name, async () => {
       // made in staging, where a dead process's leftovers are cleaned, then renamed into place
-      await fs.mkdir(paths.staging, { recursive: true })
+      ensureStaging()
       const tmp = path.join(paths.staging, `link.${uniqueSuffix()}.link`)
       await fs.symlink(target, tmp)
       try {
@@ -158,8 +219,9 @@ export const makeLayerStore = Effect.gen(function*() {
   const writeInfo = (dir: string, facts: LayerFacts) =>
     io("write layer info", path.join(dir, "info"), async () => {
       const f = path.join(dir, "info")
-      const h = await fs.open(f, "w", 0o644)
+      const h = await fs.open(f, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_TRUNC | fsSync.constants.O_NOFOLLOW, Modes.file)
       try {
+        await h.chmod(Modes.file)
         await h.writeFile(renderLayerInfo(facts))
         await h.sync()
       } finally {
@@ -182,19 +244,55 @@ export const makeLayerStore = Effect.gen(function*() {
     // explain.
     if (hooks) yield* hooks.announce
     const dest = paths.layer(facts.blobDigest)
-    const moved = yield* io("commit layer", dest, () =>
+    const rename = () =>
       fs.rename(stagingDir, dest).then(
         () => true,
         (e: NodeJS.ErrnoException) => {
           if (e.code === "EEXIST" || e.code === "ENOTEMPTY") return false
           throw e
         },
-      )).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
-    if (facts.tocDigest && facts.tocDigest !== facts.blobDigest) {
-      yield* putSymlink(facts.blobDigest, paths.layer(facts.tocDigest))
-    }
-    return { path: dest, fresh: moved }
+      )
+    const moved = yield* io("commit layer", dest, async () => {
+      // a name that is this layer's own digest belongs to it: a TOC alias that took it (another
+      // layer's TOC happens to equal this blob digest) gives way to the real layer
+      if (nameAt(dest) === "link" || nameAt(dest) === "dangling") await fs.rm(dest, { force: true })
+      return rename()
+    }).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
+    const aliasRefused = facts.tocDigest && facts.tocDigest !== facts.blobDigest
+      ? yield* putAlias(facts.tocDigest, facts.blobDigest)
+      : undefined
+    return { path: dest, fresh: moved, ...(aliasRefused ? { aliasRefused } : {}) }
   })
+
+  /**
+   * The TOC alias `<root>/<toc> -> <blob digest>`, unless the name is taken: a layer
+   * directory (its own blob digest) or another layer's alias is never replaced or shadowed.
+   * Returns why it was not made, when it was not.
+   */
+  const putAlias = (toc: Digest, blobDigest: Digest) =>
+    Effect.gen(function*() {
+      const taken = aliasTaken(toc, blobDigest)
+      if (taken !== undefined) return taken
+      if (nameAt(paths.layer(toc)) !== "link") yield* putSymlink(blobDigest, paths.layer(toc))
+      return undefined
+    })
+
+  /**
+   * Why `<root>/<toc>` cannot be an alias of `blobDigest` (another layer's directory or
+   * alias holds the name), or undefined when it is free or already this layer's. Callers ask
+   * before committing, so that a TOC digest that cannot be a name is not recorded as one.
+   */
+  const aliasTaken = (toc: Digest, blobDigest: Digest): string | undefined => {
+    const name = paths.layer(toc)
+    const now = nameAt(name)
+    if (now === "absent" || now === "dangling") return undefined
+    if (now === "link" && linkTarget(name) === blobDigest) return undefined
+    return now === "dir"
+      ? `${toc} is the digest of another layer in the store`
+      : now === "link"
+      ? `${toc} already names another layer (-> ${linkTarget(name)})`
+      : `${toc} is taken by something that is not an alias`
+  }
 
   /**
    * Makes a layer visible whose tree lives in a pool: `diff` (and `blob`, when the pool has
@@ -212,7 +310,10 @@ export const makeLayerStore = Effect.gen(function*() {
       if (target.blob) {
         yield* io("link blob", dir, () => fs.symlink(target.blob!, path.join(dir, "blob")))
       } else if (target.blobFile) {
-        yield* io("move blob", dir, () => fs.rename(target.blobFile!, path.join(dir, "blob")))
+        yield* io("move blob", dir, async () => {
+          await fs.chmod(target.blobFile!, Modes.file)
+          await fs.rename(target.blobFile!, path.join(dir, "blob"))
+        })
       }
       return yield* commit(dir, facts, hooks)
     }))
@@ -220,21 +321,63 @@ export const makeLayerStore = Effect.gen(function*() {
 
   /**
    * The `:ref` view: `<root>/<b64(ref)>/<key> -> ../<blob digest>` for each key. Returns how
-   * many names it had to make or change (0: the view was already so, nothing to log).
+   * many names it had to make or change (0: the view was already so, nothing to log), and the
+   * entries it refused because their key names another layer.
    */
-  const indexRef = Effect.fn("LayerStore.indexRef")(function*(
+  const indexRefReport = Effect.fn("LayerStore.indexRef")(function*(
     ref: string,
     entries: ReadonlyArray<{ readonly key: Digest; readonly blobDigest: Digest }>,
   ) {
-    const wanted = entries.filter(({ key, blobDigest }) => linkTarget(paths.refEntry(ref, key)) !== `../${blobDigest}`)
-    if (wanted.length === 0) return 0
+    // A key that is a layer's own blob digest names that layer and no other: a TOC key equal
+    // to it (in this batch, or to a layer in the store) is refused, never pointed elsewhere.
+    const blobs = new Set(entries.map((e) => e.blobDigest))
+    const refused: Array<{ readonly key: Digest; readonly blobDigest: Digest; readonly reason: string }> = []
+    const keep = entries.filter((e) => {
+      if (e.key === e.blobDigest) return true
+      const why = blobs.has(e.key)
+        ? `${e.key} is the digest of another layer of the image`
+        : nameAt(paths.layer(e.key)) === "dir"
+        ? `${e.key} is the digest of another layer in the store`
+        : undefined
+      if (why !== undefined) refused.push({ ...e, reason: why })
+      return why === undefined
+    })
+    const wanted = keep.filter(({ key, blobDigest }) => linkTarget(paths.refEntry(ref, key)) !== `../${blobDigest}`)
+    if (wanted.length === 0) return { changed: 0, refused }
     const dir = paths.refDir(ref)
-    yield* io("create ref directory", dir, () => fs.mkdir(dir, { recursive: true }))
+    yield* io("create ref directory", dir, async () => {
+      if (nameAt(dir) === "absent") {
+        try {
+          mkdirMode(dir, Modes.shared)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+        }
+      }
+    })
     for (const { key, blobDigest } of wanted) {
       yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key))
     }
-    return wanted.length
+    return { changed: wanted.length, refused }
   })
+
+  /** indexRefReport without the refusals: how many names it made or changed. */
+  const indexRef = (ref: string, entries: ReadonlyArray<{ readonly key: Digest; readonly blobDigest: Digest }>) =>
+    Effect.map(indexRefReport(ref, entries), (r) => r.changed)
+
+  /**
+   * The TOC digest a stored layer answers to: its `info`'s, which als wrote after checking
+   * it, and only when that `info` names this very layer. Undefined when unreadable.
+   */
+  const storedToc = (dir: string, digest: Digest): Digest | undefined => {
+    try {
+      const r = readPoolFile(path.join(dir, "info"))
+      if (r._tag !== "Read") return undefined
+      const info = parseLayerInfo(r.text)
+      return info.blobDigest === digest ? info.tocDigest : undefined
+    } catch {
+      return undefined
+    }
+  }
 
   /**
    * Takes a layer out of the root in one step (rename into staging), then deletes it and
@@ -243,7 +386,7 @@ export const makeLayerStore = Effect.gen(function*() {
   const remove = Effect.fn("LayerStore.remove")(function*(digest: Digest) {
     const trash = path.join(paths.staging, `${digest.replace(":", "-")}.${uniqueSuffix()}.trash`)
     const moved = yield* io("remove layer", paths.layer(digest), async () => {
-      await fs.mkdir(paths.staging, { recursive: true })
+      ensureStaging()
       return fs.rename(paths.layer(digest), trash).then(() => true, (e: NodeJS.ErrnoException) => {
         if (e.code === "ENOENT") return false
         throw e
@@ -295,8 +438,15 @@ export const makeLayerStore = Effect.gen(function*() {
         aliases.set(t, [...(aliases.get(t) ?? []), d.name])
       } else if (isDigest(d.name) && d.isDirectory()) {
         const dir = path.join(paths.root, d.name)
-        const info = yield* io("read info", dir, () =>
-          fs.readFile(path.join(dir, "info"), "utf8").then(parseLayerInfo, () => ({})))
+        const info = yield* io("read info", dir, async () => {
+          const r = readPoolFile(path.join(dir, "info"))
+          if (r._tag !== "Read") return {}
+          try {
+            return parseLayerInfo(r.text)
+          } catch {
+            return {} // `als audit` names a malformed info; here it only lacks facts
+          }
+        })
         const linkedTo = yield* io("read link", dir, () =>
           fs.readlink(path.join(dir, "diff")).catch(() => undefined))
         const complete = yield* io("stat", dir, () => isComplete(dir))
@@ -319,7 +469,7 @@ export const makeLayerStore = Effect.gen(function*() {
       .map((l): StoredLayer => ({ ...l, aliases: aliases.get(l.digest) ?? [], refs: refs.get(l.digest) ?? [] }))
   })
 
-  return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, unindexRef, remove, pruneDanglingNames, list, putSymlink } as const
+  return { paths, init, find, stage, stagingFile, cleanStaging, commit, link, indexRef, indexRefReport, storedToc, aliasTaken, unindexRef, remove, pruneDanglingNames, list, putSymlink } as const
 })
 
 export class LayerStore extends Effect.Service<LayerStore>()("als/LayerStore", { effect: makeLayerStore }) {}

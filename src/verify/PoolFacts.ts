@@ -4,18 +4,18 @@
  * `info` must be right: clients compute layer IDs from the DiffID and `podman push/save`
  * serve `blob` as the layer. So every fact comes from verified registry metadata when the
  * caller has it, else from the pool's own info when that names this very layer; and a pool
- * that disagrees with the registry is refused rather than trusted.
+ * that disagrees with the registry is refused rather than trusted. A TOC digest is never taken
+ * from here: it is a name in the store, set only once checked against the blob (Toc.ts).
  */
 import type { Digest } from "../domain/Digest.ts"
 import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
-import type { PoolHit } from "./Pool.ts"
+import type { PoolHit } from "../pool/Pool.ts"
 
 /** What the caller knows from the registry (manifest + config), already verified. */
 export interface LayerMeta {
   readonly size: number
   readonly diffId: Digest
   readonly compression: CompressionName
-  readonly tocDigest?: Digest | undefined
   readonly diffSize?: number | undefined
 }
 
@@ -25,6 +25,7 @@ export type LinkPlan =
   | { readonly _tag: "Refuse"; readonly reason: string }
 
 export const planLink = (digest: Digest, hit: PoolHit, meta: LayerMeta | undefined): LinkPlan => {
+  if (hit.refused !== undefined) return { _tag: "Refuse", reason: hit.refused }
   const info = hit.info
   if (info?.blobDigest !== undefined && info.blobDigest !== digest) {
     return { _tag: "Refuse", reason: `the pool's info names another layer (${info.blobDigest})` }
@@ -50,7 +51,6 @@ export const planLink = (digest: Digest, hit: PoolHit, meta: LayerMeta | undefin
     diffId,
     diffSize: meta?.diffSize ?? info?.diffSize ?? -1,
     compression: meta?.compression ?? info?.compression ?? "gzip",
-    tocDigest: meta?.tocDigest ?? info?.tocDigest,
   }
   if (hit.blob && hit.blob.size === blobSize) return { _tag: "Link", facts, blob: hit.blob.path }
   if (hit.blob) {

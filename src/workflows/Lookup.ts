@@ -6,9 +6,10 @@ import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
 import type { Event } from "../events/Events.ts"
 import { Journal } from "../events/Journal.ts"
-import { type LayerMeta, planLink } from "../pool/LinkPlan.ts"
 import { type Pool, probePool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { type LayerMeta, planLink } from "../verify/PoolFacts.ts"
+import { type TocClaim, tocClaimsOf, verifyTocOfFile } from "../verify/Toc.ts"
 
 export interface LookupRequest {
   readonly digest: Digest
@@ -24,7 +25,8 @@ export interface LookupRequest {
 }
 
 export type LookupResult =
-  | { readonly _tag: "Found"; readonly path: string }
+  /** tocDigest: the stored layer's checked TOC digest (read only when a ref needs it) */
+  | { readonly _tag: "Found"; readonly path: string; readonly tocDigest?: Digest | undefined }
   | { readonly _tag: "Linked"; readonly path: string; readonly pool: string; readonly poolPath: string; readonly tocDigest?: Digest | undefined }
   | { readonly _tag: "Missing"; readonly refused: ReadonlyArray<{ readonly pool: string; readonly reason: string }> }
 
@@ -32,13 +34,18 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
   const store = yield* LayerStore
   const journal = yield* Journal
   const annotations = req.annotations ?? {}
+  /** A TOC name not given to this layer, and why: logged, never used. */
+  const ignored = (tocDigest: string, from: string, reason: string) =>
+    journal.emit({ _tag: "TocIgnored", layer: req.digest, tocDigest, from, reason })
   const indexRef = (tocDigest?: Digest) =>
     req.ref !== undefined && req.indexRef !== false
       ? Effect.gen(function*() {
         const entries = [{ key: req.digest, blobDigest: req.digest }]
         if (tocDigest) entries.push({ key: tocDigest, blobDigest: req.digest })
+        const r = yield* store.indexRefReport(req.ref!, entries)
+        for (const x of r.refused) yield* ignored(x.key, `the :ref view of ${req.ref}`, x.reason)
         // an unchanged view is no event: the seed looks the same layers up again and again
-        if ((yield* store.indexRef(req.ref!, entries)) > 0) {
+        if (r.changed > 0) {
           yield* journal.emit({ _tag: "RefIndexed", ref: req.ref!, layers: [req.digest] })
         }
       })
@@ -55,8 +62,10 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
   if (found) {
     // the common case: one append for both (each append takes the log lock)
     yield* journal.emitAll([requested, { _tag: "LayerFound", layer: req.digest, path: found }])
-    yield* indexRef(req.meta?.tocDigest)
-    return { _tag: "Found", path: found } as LookupResult
+    // the names a ref gives it: the TOC digest checked when it was stored, never a new claim
+    const toc = req.ref !== undefined ? store.storedToc(found, req.digest) : undefined
+    yield* indexRef(toc)
+    return { _tag: "Found", path: found, tocDigest: toc } as LookupResult
   }
   yield* journal.emit(requested)
 
@@ -78,13 +87,34 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     else if (plan._tag === "NeedBlob" && req.fetchBlob) {
       blob = { blobFile: yield* req.fetchBlob(req.digest) }
     }
+    let tocDigest: Digest | undefined
+    if (plan._tag !== "Refuse" && blob !== undefined) {
+      // A TOC digest becomes a name only once the blob that will be linked proves it.
+      const { claims, malformed } = tocClaimsOf(req.digest, annotations)
+      if (malformed) yield* ignored(malformed.value, "annotation", malformed.reason)
+      const poolToc = probe.hit.info?.tocDigest
+      const all: Array<TocClaim> = [...claims]
+      if (poolToc !== undefined && !claims.some((c) => c.digest === poolToc)) all.push({ digest: poolToc, from: "pool info" })
+      const file = blob.blob ?? blob.blobFile!
+      for (const c of all) {
+        const check = verifyTocOfFile(file, plan.facts.blobSize, plan.facts.compression, c)
+        if (check._tag === "Verified" && tocDigest === undefined) tocDigest = check.digest
+        else if (check._tag === "Unverified") yield* ignored(c.digest, c.from, `not checked against the blob: ${check.reason}`)
+        else yield* ignored(c.digest, c.from, `the layer already has the TOC digest ${tocDigest}`)
+      }
+      const taken = tocDigest === undefined ? undefined : store.aliasTaken(tocDigest, req.digest)
+      if (taken !== undefined) {
+        yield* ignored(tocDigest!, "alias", taken)
+        tocDigest = undefined
+      }
+    }
     if (plan._tag === "Refuse" || blob === undefined) {
       const reason = plan._tag === "Refuse" ? plan.reason : "the pool has no blob and no registry to fetch it from"
       refused.push({ pool: pool.dir, reason })
       yield* journal.emit({ _tag: "LinkRefused", layer: req.digest, pool: pool.dir, path: probe.path, reason })
       continue
     }
-    const facts = plan.facts
+    const facts = { ...plan.facts, tocDigest }
     const linked = yield* store.link(facts, { diff: probe.hit.diff, ...blob }, {
       announce: journal.emitAll([
         { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
@@ -102,13 +132,18 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       retract: (why) =>
         journal.emit({ _tag: "LayerRemoved", layer: req.digest, reason: `commit failed: ${why}` }).pipe(Effect.ignore),
     })
-    yield* indexRef(facts.tocDigest)
+    // the alias was not made when its name belongs to another layer: that TOC is no name of ours
+    if (linked.aliasRefused !== undefined && tocDigest !== undefined) {
+      yield* ignored(tocDigest, "alias", linked.aliasRefused)
+      tocDigest = undefined
+    }
+    yield* indexRef(tocDigest)
     return {
       _tag: "Linked",
       path: linked.path,
       pool: pool.dir,
       poolPath: probe.path,
-      tocDigest: facts.tocDigest,
+      tocDigest,
     } as LookupResult
   }
 

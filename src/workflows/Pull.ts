@@ -12,7 +12,8 @@ import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import type { FailureReason } from "../events/Events.ts"
 import { Journal, Reporter } from "../events/Journal.ts"
 import { ingestLayer } from "../extract/LayerIngest.ts"
-import type { LayerMeta } from "../pool/LinkPlan.ts"
+import type { LayerMeta } from "../verify/PoolFacts.ts"
+import { tocClaimsOf } from "../verify/Toc.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { saveBlob } from "../store/BlobFile.ts"
 import { LayerStore } from "../store/LayerStore.ts"
@@ -30,14 +31,12 @@ export interface PullOptions {
   readonly jobs: number
 }
 
-export const ZSTD_CHUNKED_TOC = "io.github.containers.zstd-chunked.manifest-checksum"
-export const ESTARGZ_TOC = "containerd.io/snapshot/stargz/toc.digest"
-
 export const compressionOf = (mediaType: string): CompressionName =>
   /zstd/.test(mediaType) ? "zstd" : /gzip/.test(mediaType) ? "gzip" : "none"
 
-export const tocAnnotation = (annotations: Readonly<Record<string, string>> | undefined): string | undefined =>
-  annotations?.[ZSTD_CHUNKED_TOC] ?? annotations?.[ESTARGZ_TOC]
+/** The TOC digest a layer's annotations claim, parsed (not yet checked against the blob). */
+export const tocAnnotation = (annotations: Readonly<Record<string, string>> | undefined): Digest | undefined =>
+  tocClaimsOf("", annotations ?? {}).claims[0]?.digest
 
 /** One line for the log and the user: a code for `als log --stats`, and the message. */
 /** A layer's failure, naming the layer (the cause says what went wrong). */
@@ -141,12 +140,10 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     const journal = yield* Journal
     // under the layer lock, before the layer can be found or committed: gc cannot slip in between
     if (pin) yield* pin.add(layer.digest)
-    const toc = tocAnnotation(layer.annotations) as Digest | undefined
     const meta: LayerMeta = {
       size: layer.size,
       diffId: layer.diffId,
       compression: compressionOf(layer.mediaType),
-      tocDigest: toc,
     }
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
@@ -170,8 +167,7 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     })
     if (found._tag === "Found") {
       tally.found++
-      const facts = yield* storedFacts(found.path)
-      return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
+      return { blobDigest: layer.digest, tocDigest: found.tocDigest } satisfies LayerKeys
     }
     if (found._tag === "Linked") {
       tally.linked++
@@ -193,14 +189,6 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
 export const acquireLayer = (source: ImageSource, layer: SourceLayer, opts: PullOptions) =>
   layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 })
 
-const storedFacts = (dir: string) =>
-  Effect.promise(() =>
-    fs.readFile(path.join(dir, "info"), "utf8").then(
-      (t) => JSON.parse(t) as { "toc-digest"?: Digest },
-      () => ({}) as { "toc-digest"?: Digest },
-    )
-  ).pipe(Effect.map((j) => ({ tocDigest: j["toc-digest"] || undefined })))
-
 /** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
 const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
   Effect.scoped(Effect.gen(function*() {
@@ -210,7 +198,7 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
     const { opaqueXattr } = yield* StoreConfig
     const dir = yield* store.stage(layer.digest)
     const diffDir = path.join(dir, "diff")
-    yield* Effect.promise(() => fs.mkdir(diffDir))
+    yield* Effect.promise(() => fs.mkdir(diffDir, 0o755).then(() => fs.chmod(diffDir, 0o755)))
     const t0 = yield* Clock.currentTimeMillis
     const body = yield* resumableBlob(layer.digest, layer.size, (offset) => source.blob(layer.digest, { offset }))
     const result = yield* ingestLayer({
@@ -227,13 +215,19 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
     })
     const ms = (yield* Clock.currentTimeMillis) - t0
     tally.bytes += result.blobSize
+    // a checked TOC digest whose name another layer holds is no name of this one
+    const tocTaken = result.tocDigest === undefined ? undefined : store.aliasTaken(result.tocDigest, layer.digest)
+    if (tocTaken !== undefined) {
+      yield* journal.emit({ _tag: "TocIgnored", layer: layer.digest, tocDigest: result.tocDigest!, from: "alias", reason: tocTaken })
+    }
+    const tocDigest = tocTaken === undefined ? result.tocDigest : undefined
     const facts: LayerFacts = {
       blobDigest: result.blobDigest,
       blobSize: result.blobSize,
       diffId: result.diffId,
       diffSize: result.diffSize,
       compression: result.compression,
-      tocDigest: result.tocDigest,
+      tocDigest,
     }
     yield* journal.emitAll([
       { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
@@ -246,7 +240,7 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
         diffId: result.diffId,
         diffSize: result.diffSize,
         blobSize: result.blobSize,
-        ...(result.tocDigest ? { tocDigest: result.tocDigest } : {}),
+        ...(tocDigest ? { tocDigest } : {}),
         source: "pull",
       }),
       retract: (why) =>
@@ -265,7 +259,10 @@ const indexImage = (names: ReadonlyArray<string>, keys: ReadonlyArray<LayerKeys>
       ...(k.tocDigest ? [{ key: k.tocDigest, blobDigest: k.blobDigest }] : []),
     ])
     for (const n of new Set(names)) {
-      yield* store.indexRef(n, entries)
+      const r = yield* store.indexRefReport(n, entries)
+      for (const x of r.refused) {
+        yield* journal.emit({ _tag: "TocIgnored", layer: x.blobDigest, tocDigest: x.key, from: `the :ref view of ${n}`, reason: x.reason })
+      }
       yield* journal.emit({ _tag: "RefIndexed", ref: n, layers: keys.map((k) => k.blobDigest) })
     }
   })

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { parseDigest } from "../../../src/domain/Digest.ts"
 import { cvmfsPoolPath, poolElement, seedAnnotations, seedPoolPath } from "../../../src/domain/PoolPaths.ts"
-import { planLink } from "../../../src/pool/LinkPlan.ts"
+import { planLink } from "../../../src/verify/PoolFacts.ts"
 
 const d = parseDigest(`sha256:${"0f".repeat(32)}`)
 const diffId = parseDigest(`sha256:${"1e".repeat(32)}`)
