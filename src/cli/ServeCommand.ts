@@ -1,0 +1,125 @@
+/**
+ * `als serve MOUNTPOINT`: the store as a FUSE filesystem that podman drives itself. A lookup
+ * of a layer the store lacks gets it (lookup → pool → link → pull) before answering; `use`
+ * and `rmdir` are counted. Serves until SIGTERM or SIGINT, then unmounts and exits 0.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { detectHostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
+import { storeLayer } from "../Layers.ts"
+import { parsePoolSpec } from "../pool/Pool.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { startSession } from "../fuse/Session.ts"
+import { makeResolver } from "../serve/Resolver.ts"
+import { makeServeFs } from "../serve/ServeFs.ts"
+import { ReporterSilent } from "../events/Journal.ts"
+import { errLine } from "./errLine.ts"
+import * as opt from "./options.ts"
+import { authfile, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
+import { UsageError } from "./UsageError.ts"
+
+const mountpoint = Args.directory({ name: "MOUNTPOINT", exists: "yes" }).pipe(
+  Args.withDescription("an empty directory to mount the store's filesystem on (podman: additionallayerstore=MOUNTPOINT:ref)"),
+)
+const pool = Options.text("pool").pipe(
+  Options.withDescription("a pool to probe after <root>/.pool: an ALS store or a CVMFS-style tree; repeatable"),
+  Options.repeated,
+)
+const platform = Options.text("platform").pipe(
+  Options.withDescription("os/arch[/variant] to pick from a multi-arch image (default: this host's)"),
+  Options.optional,
+)
+const jobs = Options.integer("jobs").pipe(
+  Options.withDescription("layers fetched at once"),
+  Options.withDefault(4),
+)
+const timeout = Options.integer("timeout").pipe(
+  Options.withDescription(
+    "seconds a lookup waits for its layer before answering 'not here' (podman then pulls it itself), " +
+      "and for a registry's answer (default: 300 for a lookup, the registry's own defaults otherwise)",
+  ),
+  Options.optional,
+)
+
+const DEFAULT_LOOKUP_TIMEOUT_S = 300
+
+/** Resolves at the first SIGTERM or SIGINT, or when the session ends by itself. */
+const untilStopped = (closed: Promise<string>) =>
+  Effect.async<string>((resume) => {
+    const stop = (sig: NodeJS.Signals) => resume(Effect.succeed(sig))
+    process.once("SIGTERM", stop)
+    process.once("SIGINT", stop)
+    closed.then((why) => resume(Effect.succeed(why)))
+    return Effect.sync(() => {
+      process.off("SIGTERM", stop)
+      process.off("SIGINT", stop)
+    })
+  })
+
+export const serveCommand = Command.make(
+  "serve",
+  { mountpoint, pool, platform, tlsVerify, creds, authfile, jobs, timeout, root: opt.root },
+  (a) =>
+    Effect.gen(function*() {
+      const store = yield* LayerStore
+      const mnt = path.resolve(a.mountpoint)
+      const root = store.paths.root
+      if (mnt === root || mnt.startsWith(root + path.sep) || root.startsWith(mnt + path.sep)) {
+        return yield* new UsageError({ message: `MOUNTPOINT ${mnt} must lie outside the store ${root} (and not contain it)` })
+      }
+      if (!fs.statSync(mnt).isDirectory()) return yield* new UsageError({ message: `MOUNTPOINT ${mnt} is not a directory` })
+      const plat: Platform = yield* Option.match(a.platform, {
+        onNone: () => Effect.succeed(detectHostPlatform()),
+        onSome: (p) =>
+          Effect.try({
+            try: () => parsePlatform(p),
+            catch: () => new UsageError({ message: `--platform ${p}: expected os/arch[/variant], e.g. linux/arm64` }),
+          }),
+      })
+      if (a.jobs < 1) return yield* new UsageError({ message: `--jobs ${a.jobs}: at least 1` })
+      const timeoutS = Option.getOrElse(a.timeout, () => DEFAULT_LOOKUP_TIMEOUT_S)
+      if (timeoutS < 1) return yield* new UsageError({ message: `--timeout ${timeoutS}: at least 1 second` })
+      yield* store.init()
+      yield* store.cleanStaging()
+      const pools = [
+        { kind: "seed" as const, dir: store.paths.pool },
+        ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
+      ]
+      const resolver = yield* makeResolver({ platform: plat, pools, jobs: a.jobs, timeoutMs: timeoutS * 1000 })
+      const handler = makeServeFs(resolver)
+      const session = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => startSession({ mountpoint: mnt, handler }),
+          catch: (e) => new UsageError({ message: `cannot mount ${mnt}: ${(e as Error).message}` }),
+        }),
+        (s) => Effect.promise(() => (s.unmount(), resolver.flush())),
+      )
+      yield* errLine(
+        `als serve: serving ${root} at ${mnt}\n` +
+          `Point podman at it: --storage-opt overlay.additionallayerstore=${mnt}:ref ` +
+          `(or additionallayerstores = ["${mnt}:ref"] in storage.conf)`,
+      )
+      const why = yield* untilStopped(session.closed)
+      yield* errLine(`als serve: ${why.startsWith("SIG") ? `${why}, unmounting ${mnt}` : `session ended (${why})`}`)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(
+        storeLayer(opt.resolveRoot(a.root), ReporterSilent),
+        registryLayer(a),
+      )),
+    ),
+).pipe(Command.withDescription(
+  "Mount the store as a FUSE filesystem that podman drives itself: a lookup of a layer the store lacks pulls it\n" +
+    "(lookup → pool → link → pull) before answering, and podman's use/release notifications are counted\n" +
+    "(LayerAcquired / LayerReleased events). Serves until SIGTERM or SIGINT, then unmounts and exits 0.\n\n" +
+    "  MOUNTPOINT/<base64(ref)>/<digest or TOC digest>/{diff,info,blob}   (symlinks into the store)\n" +
+    "  MOUNTPOINT/<digest>/…, MOUNTPOINT/.pool/<b64(k=v)>/…/rootfs.<digest>/…\n\n" +
+    "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 300 (a lookup's wait); credentials from\n" +
+    "podman's auth files unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT,\n" +
+    "else /var/lib/als as root, $XDG_DATA_HOME/als otherwise). Needs root (mount(2), /dev/fuse).\n\n" +
+    "Example:\n" +
+    "  als serve --root /var/lib/als /run/als\n" +
+    "  podman --storage-opt overlay.additionallayerstore=/run/als:ref pull docker.io/library/alpine:3.19",
+))

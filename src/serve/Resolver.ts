@@ -1,0 +1,219 @@
+/**
+ * The control plane behind a LOOKUP: which layer directory of the store a `(ref, key)` names,
+ * getting the layer first when the store lacks it (lookup → pool → link → pull, the pull
+ * workflow's own per-layer chain).
+ *
+ * - A layer already in the store is answered from the disk alone; its events are written
+ *   after the answer, so a lookup costs a few stats, not a log append.
+ * - A missing layer: the ref's manifest is resolved for the platform (kept briefly, shared by
+ *   the lookups of one image's layers), the layer whose blob digest or TOC digest is the key
+ *   is found, and it is acquired. One acquisition per layer at a time, shared by every waiting
+ *   lookup; different layers in parallel, at most `jobs` at once.
+ * - A waiter gives up after `timeoutMs` (the LOOKUP is answered ENOENT and the client pulls by
+ *   itself); the acquisition goes on, so the next lookup finds the layer. A failure is an event
+ *   (PullFailed with the layer) and is never remembered: the next lookup tries again.
+ */
+import { Data, Effect, Runtime } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import type { Digest } from "../domain/Digest.ts"
+import { formatPlatform, type Platform } from "../domain/Platform.ts"
+import { Journal, type Reporter } from "../events/Journal.ts"
+import type { StoreConfig } from "../store/StoreConfig.ts"
+import type { Syscalls } from "../sys/Syscalls.ts"
+import type { Pool } from "../pool/Pool.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { registrySource, type ImageSource, type SourceImage } from "../workflows/ImageSource.ts"
+import { lookupLayer } from "../workflows/Lookup.ts"
+import { acquireLayer, failureReason, tocAnnotation } from "../workflows/Pull.ts"
+import { LAYER_ENTRIES } from "../domain/StorePaths.ts"
+import type { RegistryClient } from "../registry/RegistryClient.ts"
+
+export interface ResolverOptions {
+  readonly platform: Platform
+  readonly pools: ReadonlyArray<Pool>
+  /** layers acquired at once */
+  readonly jobs: number
+  /** how long a lookup waits for its layer before answering "not here" */
+  readonly timeoutMs: number
+  /** how long a resolved manifest is reused for further layers of the same ref */
+  readonly manifestTtlMs?: number
+}
+
+export interface LayerRequest {
+  readonly key: Digest
+  readonly ref?: string | undefined
+  readonly annotations?: Readonly<Record<string, string>> | undefined
+}
+
+/** A layer the store holds: its real directory (`<root>/<blob digest>`) and blob digest. */
+export interface ServedLayer {
+  readonly dir: string
+  readonly layer: Digest
+}
+
+export class LayerNotInImage extends Data.TaggedError("LayerNotInImage")<{ readonly ref: string; readonly key: Digest }> {
+  override get message() {
+    return `no layer of ${this.ref} has the digest or TOC digest ${this.key}`
+  }
+}
+
+type Services = LayerStore | Journal | RegistryClient | Reporter | StoreConfig | Syscalls
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false)
+
+export const makeResolver = (opts: ResolverOptions) =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<Services>()
+    const store = yield* LayerStore
+    const journal = yield* Journal
+    const run = Runtime.runPromise(runtime)
+    const jobs = yield* Effect.makeSemaphore(Math.max(1, opts.jobs))
+    const manifestTtl = opts.manifestTtlMs ?? 30_000
+
+    /** What the store shows under `key` right now, complete, with its real directory. */
+    const stored = async (key: Digest): Promise<ServedLayer | undefined> => {
+      const dir = store.paths.layer(key)
+      const complete = await Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e))))
+      if (!complete.every(Boolean)) return undefined
+      // a TOC alias is a symlink to the blob digest's directory: serve the real one
+      const real = await fs.realpath(dir).catch(() => undefined)
+      if (real === undefined || path.dirname(real) !== store.paths.root) return undefined
+      return { dir: real, layer: path.basename(real) as Digest }
+    }
+
+    // events written after the answer, one after another, never failing the caller
+    let background: Promise<unknown> = Promise.resolve()
+    const later = (effect: Effect.Effect<unknown, unknown, Services>) => {
+      background = background.then(() => run(Effect.ignore(effect)))
+    }
+
+    const manifests = new Map<string, { readonly at: number; readonly image: Promise<{ source: ImageSource; image: SourceImage }> }>()
+    const resolveImage = (ref: string, now: number) => {
+      const cached = manifests.get(ref)
+      if (cached && now - cached.at < manifestTtl) return cached.image
+      const image = run(journal.workflow(Effect.gen(function*() {
+        const source = yield* registrySource(ref)
+        const image = yield* source.resolve(opts.platform)
+        yield* journal.emit({
+          _tag: "ManifestResolved",
+          ref: source.name,
+          manifestDigest: image.manifestDigest,
+          mediaType: image.manifestMediaType,
+          platform: image.platform,
+          configDigest: image.configDigest,
+          layers: image.layers.map((l) => {
+            const toc = tocAnnotation(l.annotations)
+            return { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId, ...(toc ? { tocDigest: toc } : {}) }
+          }),
+        })
+        return { source, image }
+      })))
+      manifests.set(ref, { at: now, image })
+      image.catch(() => manifests.delete(ref))
+      return image
+    }
+
+    /** Names the layer under the ref (on disk and in the log) once it is in the store. */
+    const indexRef = (ref: string, image: SourceImage, keys: { blobDigest: Digest; tocDigest?: Digest | undefined }) =>
+      Effect.gen(function*() {
+        const entries = [{ key: keys.blobDigest, blobDigest: keys.blobDigest }]
+        if (keys.tocDigest) entries.push({ key: keys.tocDigest, blobDigest: keys.blobDigest })
+        if ((yield* store.indexRef(ref, entries)) === 0) return
+        // RefIndexed lists every layer the view names: those of the image the store holds now
+        const held: Digest[] = []
+        for (const l of image.layers) if (yield* store.find(l.digest)) held.push(l.digest)
+        yield* journal.emit({ _tag: "RefIndexed", ref, layers: held })
+      })
+
+    const inflight = new Map<string, Promise<ServedLayer | undefined>>()
+
+    const acquire = (ref: string, key: Digest): Promise<ServedLayer | undefined> => {
+      const running = inflight.get(key)
+      if (running) return running
+      const p = (async () => {
+        const { source, image } = await resolveImage(ref, Date.now())
+        const layer = image.layers.find((l) => l.digest === key || tocAnnotation(l.annotations) === key)
+        return run(journal.workflow(Effect.gen(function*() {
+          if (!layer) return yield* new LayerNotInImage({ ref, key })
+          yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
+          const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }))
+          yield* indexRef(ref, image, keys)
+          const served = yield* Effect.promise(() => stored(keys.blobDigest))
+          return served
+        }).pipe(
+          Effect.tapError((e) =>
+            journal.emit({ _tag: "PullFailed", ref, layer: layer?.digest ?? key, reason: failureReason(e) }).pipe(Effect.ignore)
+          ),
+        )))
+      })()
+      inflight.set(key, p)
+      const done = () => {
+        if (inflight.get(key) === p) inflight.delete(key)
+      }
+      p.then(done, done)
+      return p
+    }
+
+    const withDeadline = <A>(p: Promise<A>): Promise<A | undefined> =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), opts.timeoutMs)
+        p.then(
+          (v) => {
+            clearTimeout(timer)
+            resolve(v)
+          },
+          () => {
+            clearTimeout(timer)
+            resolve(undefined)
+          },
+        )
+      })
+
+    /**
+     * The layer `req` names, getting it when the store lacks it; undefined when it cannot be
+     * had (not in the image, a failed pull, past the deadline). Never rejects.
+     */
+    const resolve = async (req: LayerRequest): Promise<ServedLayer | undefined> => {
+      const have = await stored(req.key).catch(() => undefined)
+      if (have) {
+        later(Effect.gen(function*() {
+          yield* journal.emitAll([
+            { _tag: "LookupRequested", layer: req.key, ...(req.ref !== undefined ? { ref: req.ref } : {}) },
+            { _tag: "LayerFound", layer: req.key, path: have.dir },
+          ])
+          if (req.ref !== undefined) {
+            const entries = [{ key: req.key, blobDigest: have.layer }]
+            if ((yield* store.indexRef(req.ref, entries)) > 0) {
+              yield* journal.emit({ _tag: "RefIndexed", ref: req.ref, layers: [have.layer] })
+            }
+          }
+        }))
+        return have
+      }
+      if (req.ref === undefined || req.annotations !== undefined) {
+        // no image to pull from (or the seed's annotation path): the pools are all there is
+        const found = await withDeadline(run(journal.workflow(lookupLayer({
+          digest: req.key,
+          ref: req.ref,
+          annotations: req.annotations ?? {},
+          pools: opts.pools,
+        }))))
+        if (found === undefined || found._tag === "Missing") {
+          if (req.ref === undefined) return undefined
+        } else return stored(req.key)
+      }
+      return withDeadline(acquire(req.ref, req.key))
+    }
+
+    /** Use counts, as events (written after the answer). */
+    const used = (tag: "LayerAcquired" | "LayerReleased", layer: ServedLayer, key: Digest, ref: string | undefined, pid: number) =>
+      later(journal.emit({ _tag: tag, layer: layer.layer, key, ...(ref !== undefined ? { ref } : {}), pid }))
+
+    /** Waits until every event queued so far is written. */
+    const flush = () => background.then(() => undefined)
+
+    return { resolve, stored, used, flush } as const
+  })
+
+export type Resolver = Effect.Effect.Success<ReturnType<typeof makeResolver>>
