@@ -59,21 +59,32 @@ const str = (len: number): string => {
   return value
 }
 
+/** Refuses a fixed-width read past the payload's end: a length or number cut short. */
+const need = (n: number): void => {
+  if (pos + n > end) throw unsupported
+}
+
+const u8 = (): number => {
+  need(1)
+  return src[pos++]
+}
 const u16 = (): number => {
+  need(2)
   const v = (src[pos] << 8) | src[pos + 1]
   pos += 2
   return v
 }
 const u32 = (): number => {
+  need(4)
   const v = src.readUInt32BE(pos)
   pos += 4
   return v
 }
 
 const key = (): string => {
-  const b = src[pos++]
+  const b = u8()
   if (b >= 0xa0 && b < 0xc0) return str(b & 0x1f)
-  if (b === 0xd9) return str(src[pos++])
+  if (b === 0xd9) return str(u8())
   if (b === 0xda) return str(u16())
   throw unsupported
 }
@@ -188,35 +199,40 @@ const read = (): unknown => {
     case 0xc3:
       return true
     case 0xca: {
+      need(4)
       const v = src.readFloatBE(pos)
       pos += 4
       return v
     }
     case 0xcb: {
+      need(8)
       const v = src.readDoubleBE(pos)
       pos += 8
       return v
     }
     case 0xcc:
-      return src[pos++]
+      return u8()
     case 0xcd:
       return u16()
     case 0xce:
       return u32()
     case 0xd0:
+      need(1)
       return src.readInt8(pos++)
     case 0xd1: {
+      need(2)
       const v = src.readInt16BE(pos)
       pos += 2
       return v
     }
     case 0xd2: {
+      need(4)
       const v = src.readInt32BE(pos)
       pos += 4
       return v
     }
     case 0xd9:
-      return str(src[pos++])
+      return str(u8())
     case 0xda:
       return str(u16())
     case 0xdb:
@@ -275,10 +291,10 @@ export const fastPayload = (buf: Buffer, start: number, stop: number): void => {
   const version = read()
   if (typeof tag !== "string" || typeof version !== "number") throw unsupported
   expectKey("e")
-  let b = src[pos++]
+  let b = u8()
   const envelope = b >= 0x80 && b < 0x90 ? map(b & 0x0f, "v", version, false) : undefined
   expectKey("d")
-  b = src[pos++]
+  b = u8()
   const event = b >= 0x80 && b < 0x90 ? map(b & 0x0f, "_tag", tag, true) : b === 0xde ? map(u16(), "_tag", tag, true) : undefined
   if (envelope === undefined || event === undefined || pos !== stop) throw unsupported
   payload.tag = tag
