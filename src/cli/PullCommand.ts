@@ -1,8 +1,7 @@
 import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
-import * as os from "node:os"
-import { hostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
+import { detectHostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
 import { Journal } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
@@ -109,7 +108,7 @@ export const pullCommand = Command.make(
       yield* store.init()
       yield* store.cleanStaging()
       const plat: Platform = yield* Option.match(a.platform, {
-        onNone: () => Effect.succeed(hostPlatform(os.arch())),
+        onNone: () => Effect.succeed(detectHostPlatform()),
         onSome: (p) =>
           Effect.try({
             try: () => parsePlatform(p),

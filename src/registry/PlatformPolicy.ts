@@ -3,18 +3,14 @@
  * platform (this machine's by default), and an image manifest whose config and layers are
  * something als unpacks. Pure: each check answers a RegistryError for the reference.
  */
-import process from "node:process"
 import { Either } from "effect"
 import { entryPlatform, type IndexEntry, isConfigMediaType, isIndexMediaType, layerCompression, type ParsedManifest } from "../domain/Manifest.ts"
-import { choosePlatform, formatPlatform, hostPlatform, type Platform } from "../domain/Platform.ts"
+import { choosePlatform, detectHostPlatform, formatPlatform, type Platform } from "../domain/Platform.ts"
 import { err } from "./Messages.ts"
 import type { RegistryError } from "./RegistryError.ts"
 
-/** This machine's platform, the default for `resolve`. */
-export const currentPlatform = (): Platform => {
-  const armVersion = (process.config?.variables as { arm_version?: unknown } | undefined)?.arm_version
-  return hostPlatform(process.arch, armVersion === undefined ? undefined : String(armVersion))
-}
+/** This machine's platform, the default for `resolve` (detected once, in domain/Platform.ts). */
+export const currentPlatform = (): Platform => detectHostPlatform()
 
 /** The entry of an index to pull for `wanted`, with its platform as `os/arch[/variant]`. */
 export const chooseIndexEntry = (

@@ -14,7 +14,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseLayerInfo } from "../domain/LayerInfo.ts"
-import { hostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
+import { detectHostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
 import type { LogEntry } from "../events/EventLog.ts"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
@@ -104,7 +104,7 @@ const checkBlobs = (rec: LoadedRecording): Array<string> => {
 
 const platformOf = (rec: LoadedRecording) =>
   Effect.try({
-    try: (): Platform => (rec.manifest.options.platform ? parsePlatform(rec.manifest.options.platform) : hostPlatform(os.arch())),
+    try: (): Platform => (rec.manifest.options.platform ? parsePlatform(rec.manifest.options.platform) : detectHostPlatform()),
     catch: () => new RecordingError({ dir: rec.dir, problem: `recording.json names platform ${rec.manifest.options.platform}, which is not os/arch[/variant]` }),
   })
 

@@ -2,14 +2,18 @@ import { describe, expect, test } from "bun:test"
 import {
   candidatePlatforms,
   choosePlatform,
+  cpuArchitectureOf,
+  detectHostPlatform,
   formatPlatform,
   hostPlatform,
   InvalidPlatform,
+  normalizePlatform,
   parsePlatform,
   type Platform,
 } from "../../../src/domain/Platform.ts"
 
-const p = (s: string) => parsePlatform(s)
+const amd64Host: Platform = { os: "linux", architecture: "amd64" }
+const p = (s: string) => parsePlatform(s, amd64Host)
 
 describe("parsePlatform / formatPlatform", () => {
   test.each([
@@ -22,28 +26,70 @@ describe("parsePlatform / formatPlatform", () => {
     ["linux/armhf", "linux/arm/v7"],
     ["linux/armel", "linux/arm/v6"],
     ["linux/i386", "linux/386"],
+    // podman's normalization: arm is v7, numeric variants, amd64/v1 is plain amd64
+    ["linux/arm", "linux/arm/v7"],
+    ["linux/arm/7", "linux/arm/v7"],
+    ["linux/arm/5", "linux/arm/v5"],
+    ["linux/arm64/8", "linux/arm64/v8"],
+    ["linux/amd64/v1", "linux/amd64"],
+    ["linux/x86_64/v2", "linux/amd64/v2"],
+    ["macos/arm64", "darwin/arm64"],
+    // empty parts are the host's, as podman fills them
+    ["linux", "linux/amd64"],
+    ["linux/", "linux/amd64"],
+    ["/amd64", "linux/amd64"],
+    ["", "linux/amd64"],
+    // podman reads a lone word as an OS, not an architecture
+    ["arm64", "arm64/amd64"],
+    // names podman does not know stay as they are (and match nothing)
+    ["linux/x64", "linux/x64"],
   ])("%s → %s", (input, out) => {
-    expect(formatPlatform(parsePlatform(input))).toBe(out)
+    expect(formatPlatform(p(input))).toBe(out)
   })
 
-  test.each(["linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", ""])("refuses %j", (input) => {
-    expect(() => parsePlatform(input)).toThrow(InvalidPlatform)
+  test.each(["linux/amd64/v8/x", "linux/am d64", "linux/arm64/v8.2", "windows(10.0.17763)/amd64", "linux/*", "linux/arm/"])("refuses %j", (input) => {
+    expect(() => p(input)).toThrow(InvalidPlatform)
+  })
+
+  test("normalizePlatform reads index entries as libimage does", () => {
+    expect(normalizePlatform({ os: "linux", architecture: "aarch64" })).toEqual({ os: "linux", architecture: "arm64" })
+    expect(normalizePlatform({ os: "linux", architecture: "arm64", variant: "8" })).toEqual({ os: "linux", architecture: "arm64", variant: "v8" })
+    expect(normalizePlatform({ os: "linux", architecture: "armhf" })).toEqual({ os: "linux", architecture: "arm", variant: "v7" })
+    expect(normalizePlatform({ os: "&", architecture: "invalid", variant: "os" })).toEqual({ os: "&", architecture: "invalid", variant: "os" })
   })
 })
 
 describe("hostPlatform", () => {
   test.each([
     ["x64", undefined, "linux/amd64"],
-    ["arm64", undefined, "linux/arm64/v8"],
+    ["arm64", "8", "linux/arm64/v8"],
+    ["arm64", "AArch64", "linux/arm64/v8"],
+    // containers/image: no variant when cpuinfo does not say
+    ["arm64", undefined, "linux/arm64"],
     ["arm", "7", "linux/arm/v7"],
-    ["arm", "6", "linux/arm/v6"],
-    ["arm", undefined, "linux/arm/v7"],
+    ["arm", "6TEJ", "linux/arm/v6"],
+    ["arm", "?(12)", "linux/arm/v7"],
+    ["arm", undefined, "linux/arm"],
     ["ia32", undefined, "linux/386"],
     ["ppc64", undefined, "linux/ppc64le"],
     ["s390x", undefined, "linux/s390x"],
     ["riscv64", undefined, "linux/riscv64"],
-  ])("process.arch %s (arm %s) → %s", (arch, armVersion, out) => {
-    expect(formatPlatform(hostPlatform(arch, armVersion))).toBe(out)
+  ])("process.arch %s (CPU architecture %s) → %s", (arch, cpu, out) => {
+    expect(formatPlatform(hostPlatform(arch, cpu))).toBe(out)
+  })
+
+  test("the CPU architecture line of /proc/cpuinfo, first match, key in any case", () => {
+    const armv7 = "processor\t: 0\nmodel name\t: ARMv7 Processor rev 4 (v7l)\nCPU architecture: 7\nCPU variant\t: 0x0\n\nprocessor\t: 1\nCPU architecture: 8\n"
+    expect(cpuArchitectureOf(armv7)).toBe("7")
+    expect(cpuArchitectureOf("Cpu Architecture : 8\n")).toBe("8")
+    expect(cpuArchitectureOf("processor\t: 0\nvendor_id\t: GenuineIntel\n")).toBeUndefined()
+  })
+
+  test("detectHostPlatform is computed once and agrees with process.arch", () => {
+    const a = detectHostPlatform()
+    expect(detectHostPlatform()).toBe(a)
+    expect(a).toMatchObject(hostPlatform(process.arch))
+    expect(a.os).toBe("linux")
   })
 })
 
@@ -54,6 +100,12 @@ describe("candidatePlatforms (containers/image order)", () => {
   })
   test("arm64/v8 (the detected host) prefers v8, then no variant", () => {
     expect(names("linux/arm64/v8")).toEqual(["linux/arm64/v8", "linux/arm64"])
+  })
+  test("arm without variant is v7 to podman: v7, v6, v5, then no variant", () => {
+    expect(names("linux/arm")).toEqual(["linux/arm/v7", "linux/arm/v6", "linux/arm/v5", "linux/arm"])
+  })
+  test("an arm host whose cpuinfo says nothing tries no variant first, then every variant", () => {
+    expect(candidatePlatforms(hostPlatform("arm")).map(formatPlatform)).toEqual(["linux/arm", "linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"])
   })
   test("arm64 without variant prefers no variant, then v8", () => {
     expect(names("linux/arm64")).toEqual(["linux/arm64", "linux/arm64/v8"])
