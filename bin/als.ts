@@ -11,7 +11,7 @@
  */
 // first: hides process.stdout from effect while effect initialises (see the module)
 import { restoreProcess } from "../src/cli/hideStdout.ts"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import { ExitCode, exitCode } from "../src/cli/exit.ts"
 
 restoreProcess()
@@ -46,23 +46,60 @@ const collectGarbagePeriodically = (): void => {
 
 const args = process.argv.slice(2).map((a) => (a === "--tls-verify" ? "--tls-verify=true" : a))
 
+/**
+ * SIGINT and SIGTERM interrupt the command: its finalizers run (a pull removes its staging,
+ * releases its locks and logs PullFailed "interrupted"), then als exits 130 or 143 with one
+ * line on stderr. Clean-up that takes longer than CLEANUP_BOUND_MS, or a second signal, ends
+ * the process at once with the same status.
+ */
+const SIGNAL_STATUS = { SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated } as const
+type CaughtSignal = keyof typeof SIGNAL_STATUS
+const CLEANUP_BOUND_MS = 5_000
+let caught: CaughtSignal | undefined
+
+const runMain = (program: Effect.Effect<unknown, unknown>): Promise<Exit.Exit<unknown, unknown>> =>
+  new Promise((resolve) => {
+    const fiber = Effect.runFork(program)
+    const onSignal = (signal: CaughtSignal) => {
+      if (caught !== undefined) {
+        process.stderr.write(`als: ${signal} again: exiting without waiting for clean-up\n`)
+        return process.exit(SIGNAL_STATUS[caught])
+      }
+      caught = signal
+      // not unref'd: this timer is what ends a clean-up that hangs
+      setTimeout(() => {
+        process.stderr.write(`als: interrupted (${signal}); clean-up took over ${CLEANUP_BOUND_MS / 1000} s, exiting anyway\n`)
+        process.exit(SIGNAL_STATUS[signal])
+      }, CLEANUP_BOUND_MS)
+      Effect.runFork(Fiber.interrupt(fiber))
+    }
+    process.on("SIGINT", onSignal)
+    process.on("SIGTERM", onSignal)
+    fiber.addObserver(resolve)
+  })
+
 const runFull = async (): Promise<Exit.Exit<unknown, unknown>> => {
   collectGarbagePeriodically()
   const [{ NodeContext }, { runCli }] = await Promise.all([import("@effect/platform-node"), import("../src/cli/Main.ts")])
   setJitPolicy(1)
-  return Effect.runPromiseExit(runCli(["als", "als", ...args]).pipe(Effect.provide(NodeContext.layer)))
+  return runMain(runCli(["als", "als", ...args]).pipe(Effect.provide(NodeContext.layer)))
 }
 
 const run = async (): Promise<Exit.Exit<unknown, unknown>> => {
   if (args[0] === "lookup" && !process.env.ALS_FULL_CLI) {
     const lean = await import("../src/cli/LookupLean.ts")
     const parsed = lean.parseLookupArgs(args.slice(1))
-    if (parsed) return Effect.runPromiseExit(lean.lookupProgram(parsed))
+    if (parsed) return runMain(lean.lookupProgram(parsed))
   }
   return runFull()
 }
 
 const finish = async (exit: Exit.Exit<unknown, unknown>): Promise<never> => {
+  if (caught !== undefined) {
+    // whatever the command ended with: it ended because of the signal
+    process.stderr.write(`als: interrupted (${caught})\n`)
+    return process.exit(SIGNAL_STATUS[caught])
+  }
   if (Exit.isSuccess(exit)) return process.exit(exitCode())
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
@@ -72,7 +109,8 @@ const finish = async (exit: Exit.Exit<unknown, unknown>): Promise<never> => {
     return process.exit(code)
   }
   if (Cause.isInterruptedOnly(exit.cause)) return process.exit(ExitCode.interrupted)
-  process.stderr.write(`als: internal error (please report it):\n${Cause.pretty(exit.cause)}\n`)
+  const { safeLines } = await import("../src/domain/SafeText.ts")
+  process.stderr.write(`als: internal error (please report it):\n${safeLines(Cause.pretty(exit.cause))}\n`)
   return process.exit(ExitCode.internal)
 }
 

@@ -11,7 +11,10 @@ export const ExitCode = {
   store: 5,
   log: 6,
   internal: 70,
+  /** SIGINT (Ctrl-C): 128 + 2 */
   interrupted: 130,
+  /** SIGTERM: 128 + 15 */
+  terminated: 143,
 } as const
 
 let code = 0

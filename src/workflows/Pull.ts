@@ -123,6 +123,14 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
         reason: failureReason(e),
       }).pipe(Effect.ignore)
     ),
+    // SIGINT/SIGTERM (bin/als.ts interrupts the command): the log says the pull ended, and why
+    Effect.onInterrupt(() =>
+      journal.emit({
+        _tag: "PullFailed",
+        ref: name,
+        reason: { code: "interrupted", message: "interrupted by a signal (SIGINT or SIGTERM) before it finished" },
+      }).pipe(Effect.ignore)
+    ),
     Effect.mapError((e) => new PullError({ ref: source.display, cause: e })),
   )
 })
