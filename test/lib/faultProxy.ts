@@ -18,7 +18,7 @@ import * as net from "node:net"
 
 /**
  * What happens to the body once the rule's byte budget is spent. Before a reset or a short end
- * the proxy pauses briefly, so that the client has received the bytes sent.
+ * the proxy waits for the cut's `until` (the client has taken the bytes), else pauses briefly.
  */
 export type BodyEnd =
   /** RST after `afterBytes` */
@@ -44,6 +44,13 @@ export type Fault =
     readonly afterBytes: number
     readonly end: BodyEnd
     readonly bytesPerSecond?: number
+    /**
+     * Resolves when the client has consumed the bytes sent (say, they are in its staging file);
+     * the end comes only then. Without it the proxy pauses 150 ms, and whatever the client has
+     * not read by the reset is lost (Bun's fetch drops a body it buffered but had not handed to
+     * the reader when the connection resets): where the client resumes depends on timing then.
+     */
+    readonly until?: () => Promise<void>
   }
   /** headers, then nothing at all */
   | { readonly kind: "stall" }
@@ -287,7 +294,7 @@ export const startFaultProxy = async (upstream: string, initialRules: ReadonlyAr
       } else {
         // Let the bytes sent so far reach the client first: Bun's fetch drops data that arrives
         // together with the close, which would make the cut point depend on timing.
-        await sleep(150)
+        await (fault.until ? fault.until() : sleep(150))
         if (sock.destroyed) return
         if (fault.end === "short") sock.end()
         else sock.resetAndDestroy()
