@@ -11,6 +11,7 @@ import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfi
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { imageSourceFor } from "../sources/Sources.ts"
+import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { pullImage } from "../workflows/Pull.ts"
 import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
@@ -67,6 +68,11 @@ export const timeout = Options.integer("timeout").pipe(
   Options.optional,
 )
 
+export const certDir = Options.text("cert-dir").pipe(
+  Options.withDescription("TLS certificates for every registry: *.crt CAs, NAME.cert + NAME.key client pairs (default: podman's certs.d per HOST[:PORT])"),
+  Options.optional,
+)
+
 /** The registry client as the flags ask for it. */
 export const registryLayer = (
   a: {
@@ -74,6 +80,7 @@ export const registryLayer = (
     creds: Option.Option<string>
     authfile: Option.Option<string>
     timeout?: Option.Option<number>
+    insecureHosts?: ReadonlyArray<string>
   },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
@@ -84,6 +91,7 @@ export const registryLayer = (
       Layer.succeed(RegistryConfig, {
         ...defaultRegistryConfig,
         tlsVerify: a.tlsVerify,
+        insecureHosts: a.insecureHosts ?? [],
         ...Option.match(a.timeout ?? Option.none(), {
           onNone: () => ({}),
           onSome: (s: number) => ({ requestTimeoutMs: s * 1000, stallTimeoutMs: s * 1000 }),
@@ -97,7 +105,7 @@ const reporterFor = (json: boolean) =>
 
 export const pullCommand = Command.make(
   "pull",
-  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, timeout, record, root: opt.root, json: opt.json },
+  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, record, root: opt.root, json: opt.json },
   (a) =>
     withRecording(a.record, {
       root: opt.resolveRoot(a.root), refs: a.refs, platform: a.platform, jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: a.json,
@@ -141,7 +149,8 @@ export const pullCommand = Command.make(
     }).pipe(
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json)), seams.ids),
-        registryLayer(a, seams.transport),
+        // registries.conf and certs.d, as podman reads them (src/config)
+        withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts) => registryLayer({ ...a, insecureHosts }, t)),
       )),
     )),
 ).pipe(Command.withDescription(

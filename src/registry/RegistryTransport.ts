@@ -26,7 +26,8 @@ const liveFetch = (url: string, init: TransportRequest): Promise<Response> => {
   if (insecureTls && isBun && url.startsWith("https:")) {
     // Bun's per-request TLS options; Deno has no per-request switch and needs
     // --unsafely-ignore-certificate-errors=HOST on its command line instead.
-    return fetch(url, { ...rest, tls: { rejectUnauthorized: false } } as RequestInit)
+    // keeps a client certificate certs.d added (src/config/TlsTransport.ts)
+    return fetch(url, { ...rest, tls: { ...(rest as { tls?: object }).tls, rejectUnauthorized: false } } as RequestInit)
   }
   return fetch(url, rest)
 }

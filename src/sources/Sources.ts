@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import type { Platform } from "../domain/Platform.ts"
 import type { RegistryClient } from "../registry/RegistryClient.ts"
-import { registrySource } from "../workflows/ImageSource.ts"
+import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { localSource, type LocalPull } from "./LocalSource.ts"
 import { sourceError } from "./SourceError.ts"
 import type { RecordedName } from "./SourceName.ts"
@@ -32,7 +32,7 @@ export const imageSourceFor = (input: string, opts: { readonly name?: string | u
           "--name is for local sources (oci:, oci-archive:, docker-archive:); a registry image is recorded under its own reference",
         )
       }
-      const source = yield* registrySource(spec.ref)
+      const source = yield* configuredRegistrySource(spec.ref)
       return { source, local: false } satisfies SourceChoice
     }
     const local = yield* localSource(spec, opts)

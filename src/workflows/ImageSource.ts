@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
 import type { Platform } from "../domain/Platform.ts"
-import { formatReference, parseReference, referenceName } from "../domain/Reference.ts"
+import { formatReference, parseReference, type Reference, referenceName } from "../domain/Reference.ts"
 import { RegistryClient } from "../registry/RegistryClient.ts"
 
 export interface SourceLayer {
@@ -44,21 +44,26 @@ export interface ImageSource {
   readonly aliases: (image: SourceImage) => ReadonlyArray<string>
 }
 
+/**
+ * An image podman will look up as `ref`, fetched from `from`: a mirror or the location
+ * registries.conf rewrites it to, or `ref` itself.
+ */
+export const registryImageSource = (client: RegistryClient, ref: Reference, display: string, from: Reference = ref): ImageSource => ({
+  name: formatReference(ref),
+  display,
+  resolve: (platform) => client.resolve(from, { platform }),
+  blob: (digest, opts) => client.blob(from, digest, opts),
+  // podman pulling `name@digest` asks the store for that name
+  aliases: (image) => [
+    `${referenceName(ref)}@${image.indexDigest ?? image.manifestDigest}`,
+    `${referenceName(ref)}@${image.manifestDigest}`,
+  ],
+})
+
 /** A registry image: `docker://` is optional, as with podman. */
 export const registrySource = (input: string) =>
   Effect.gen(function*() {
     const client = yield* RegistryClient
     const ref = yield* Effect.try({ try: () => parseReference(input), catch: (e) => e })
-    const source: ImageSource = {
-      name: formatReference(ref),
-      display: input,
-      resolve: (platform) => client.resolve(ref, { platform }),
-      blob: (digest, opts) => client.blob(ref, digest, opts),
-      // podman pulling `name@digest` asks the store for that name
-      aliases: (image) => [
-        `${referenceName(ref)}@${image.indexDigest ?? image.manifestDigest}`,
-        `${referenceName(ref)}@${image.manifestDigest}`,
-      ],
-    }
-    return source
+    return registryImageSource(client, ref, input)
   })
