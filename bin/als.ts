@@ -12,7 +12,7 @@
 // first: hides process.stdout from effect while effect initialises (see the module)
 import { restoreProcess } from "../src/cli/hideStdout.ts"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
-import { ExitCode, exitCode } from "../src/cli/exit.ts"
+import { ExitCode, exitCode, signalIsNormalEnd } from "../src/cli/exit.ts"
 
 restoreProcess()
 
@@ -96,6 +96,7 @@ const run = async (): Promise<Exit.Exit<unknown, unknown>> => {
 
 const finish = async (exit: Exit.Exit<unknown, unknown>): Promise<never> => {
   if (caught !== undefined) {
+    if (signalIsNormalEnd()) return process.exit(ExitCode.ok) // als serve: a signal is how it stops
     // whatever the command ended with: it ended because of the signal
     process.stderr.write(`als: interrupted (${caught})\n`)
     return process.exit(SIGNAL_STATUS[caught])

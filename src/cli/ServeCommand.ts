@@ -16,6 +16,7 @@ import { makeResolver } from "../serve/Resolver.ts"
 import { makeServeFs } from "../serve/ServeFs.ts"
 import { ReporterSilent } from "../events/Journal.ts"
 import { errLine } from "./errLine.ts"
+import { endsBySignal } from "./exit.ts"
 import * as opt from "./options.ts"
 import { authfile, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
 import { UsageError } from "./UsageError.ts"
@@ -96,6 +97,7 @@ export const serveCommand = Command.make(
         }),
         (s) => Effect.promise(() => (s.unmount(), resolver.flush())),
       )
+      endsBySignal()
       yield* errLine(
         `als serve: serving ${root} at ${mnt}\n` +
           `Point podman at it: --storage-opt overlay.additionallayerstore=${mnt}:ref ` +

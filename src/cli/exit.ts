@@ -22,3 +22,10 @@ export const setExitCode = (c: number) => {
   code = c
 }
 export const exitCode = () => code
+
+/** A command whose normal end is SIGINT/SIGTERM (als serve): it exits 0 once its clean-up ran. */
+let signalEnds = false
+export const endsBySignal = () => {
+  signalEnds = true
+}
+export const signalIsNormalEnd = () => signalEnds
