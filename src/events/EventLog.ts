@@ -262,7 +262,10 @@ export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.E
     const store = yield* Effect.acquireRelease(
       attempt(() => {
         try {
-          fs.mkdirSync(dir, { recursive: true })
+          if (!fs.existsSync(dir)) {
+            fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+            fs.chmodSync(dir, 0o700) // als's own: owner-only whatever the umask (docs/security.md)
+          }
         } catch (e) {
           if (!fs.existsSync(dir)) throw logIoError("create", dir, e) // else: a read-only store
         }

@@ -35,7 +35,7 @@ export const readAt = (store: ByteStore, position: number, len: number): Buffer 
 }
 
 /**
- * An open log file. `a+`: every write lands at the current end, whatever others did. A log we
+ * An open log file. O_APPEND: every write lands at the current end, whatever others did. A log we
  * may not write (another store's, on a read-only mount) is opened for reading only; appending
  * to it then fails with the original reason.
  */
@@ -43,14 +43,48 @@ export class FileStore implements ByteStore {
   private constructor(readonly path: string, private readonly fd: number, private readonly readOnly?: unknown) {}
 
   static open(path: string): FileStore {
+    // The log is ours: never follow a symlink put in its place, never block on a FIFO, and
+    // never read a device or socket as if it were events (a refusal here is a LogIoError: exit 6).
+    const refuse = (st: fs.Stats | undefined) => {
+      if (st === undefined || st.isFile()) return
+      const what = st.isSymbolicLink() ? "a symlink" : st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : st.isSocket() ? "a socket" : "a device"
+      throw logIoError("open", path, {
+        code: "ENOTREG",
+        message: `it is ${what}, not a regular file; als refuses to use it as its log (move it away and run \`als audit\`)`,
+      })
+    }
+    let before: fs.Stats | undefined
     try {
-      return new FileStore(path, fs.openSync(path, "a+", 0o644))
+      before = fs.lstatSync(path)
+    } catch {
+      before = undefined
+    }
+    refuse(before)
+    const safe = fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK
+    const openChecked = (flags: number, readOnly?: unknown) => {
+      const fd = fs.openSync(path, flags | safe, 0o600)
+      try {
+        refuse(fs.fstatSync(fd))
+        // made now: owner-only whatever the umask (docs/security.md)
+        if (before === undefined && readOnly === undefined) fs.fchmodSync(fd, 0o600)
+      } catch (e) {
+        fs.closeSync(fd)
+        throw e
+      }
+      return new FileStore(path, fd, readOnly)
+    }
+    const { O_RDWR, O_APPEND, O_CREAT, O_RDONLY } = fs.constants
+    try {
+      return openChecked(O_RDWR | O_APPEND | O_CREAT)
     } catch (e) {
+      if ((e as { _tag?: string })._tag === "LogIoError") throw e
       const code = (e as NodeJS.ErrnoException)?.code
+      if (code === "ELOOP") refuse({ isFile: () => false, isSymbolicLink: () => true } as fs.Stats)
       if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
         try {
-          return new FileStore(path, fs.openSync(path, "r"), e)
-        } catch {
+          return openChecked(O_RDONLY, e)
+        } catch (e2) {
+          if ((e2 as { _tag?: string })._tag === "LogIoError") throw e2
           // report the first failure
         }
       }

@@ -208,6 +208,7 @@ const runIngest = async (input: IngestInput, sys: SyscallsApi, signal: AbortSign
       fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW,
       0o644,
     )
+    fs.fchmodSync(blobFd, 0o644) // clients read it: whatever the umask
   } catch (e) {
     throw ioFailure(layer, input.blobPath, "creating", e)
   }

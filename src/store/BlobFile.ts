@@ -13,7 +13,8 @@ export const saveBlob = (source: AsyncIterable<Uint8Array>, file: string, digest
   Effect.tryPromise({
     try: async () => {
       const hash = createHash(digestAlgorithm(digest))
-      const fd = fs.openSync(file, "w", 0o644)
+      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644)
+      fs.fchmodSync(fd, 0o644) // clients read it: whatever the umask
       let n = 0
       try {
         for await (const chunk of source) {

@@ -46,7 +46,7 @@ export const withLayerLock = <A, E, R>(
     use,
   )
   return Effect.zipRight(
-    Effect.tryPromise({ try: () => fs.promises.mkdir(locksDir, { recursive: true }), catch: ioError("create", locksDir) }),
+    Effect.tryPromise({ try: () => fs.promises.mkdir(locksDir, { recursive: true, mode: 0o700 }), catch: ioError("create", locksDir) }),
     locked,
   )
 }

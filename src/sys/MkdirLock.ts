@@ -43,7 +43,7 @@ let graves = 0
 const tryTake = (lockPath: string, staleMs: number): Held | number | undefined => {
   for (let tries = 0; tries < 3; tries++) {
     try {
-      fs.mkdirSync(lockPath)
+      fs.mkdirSync(lockPath, 0o700) // never world-writable, whatever the umask (docs/security.md)
       return hold(lockPath, staleMs)
     } catch (e) {
       if (code(e) !== "EEXIST") throw e
