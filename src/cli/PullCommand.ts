@@ -17,6 +17,7 @@ import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
 import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
 import { UsageError } from "./UsageError.ts"
+import { checkPullArgs, pullEach } from "./PullArgs.ts"
 
 const refs = Args.text({ name: "REF" }).pipe(
   Args.withDescription(
@@ -107,7 +108,8 @@ export const pullCommand = Command.make(
   "pull",
   { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, record, root: opt.root, json: opt.json },
   (a) =>
-    withRecording(a.record, {
+    // every argument parsed before the store is created (PullArgs.ts)
+    Effect.zipRight(checkPullArgs(a), withRecording(a.record, {
       root: opt.resolveRoot(a.root), refs: a.refs, platform: a.platform, jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: a.json,
     }, (seams) =>
     Effect.gen(function*() {
@@ -130,7 +132,8 @@ export const pullCommand = Command.make(
       if (Option.isSome(a.name) && a.refs.length > 1) {
         return yield* new UsageError({ message: "--name names one image: pull the local images one at a time" })
       }
-      for (const r of a.refs) {
+      // several refs: each tried, each failure said, a summary (PullArgs.ts)
+      const pulled = yield* pullEach(a.refs, (r) => Effect.gen(function*() {
         const chosen = yield* imageSourceFor(r, { name: Option.getOrUndefined(a.name), platform: plat })
         yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
         if (chosen.recorded && !a.json) {
@@ -139,8 +142,8 @@ export const pullCommand = Command.make(
               `when it pulls ${chosen.recorded.name} from a registry (pass --name to choose the name)`,
           )
         }
-      }
-      if (!a.json && a.refs.length > 0) {
+      }))
+      if (!a.json && pulled) {
         yield* errLine(
           `\nPoint podman at the store: --storage-opt overlay.additionallayerstore=${store.paths.root}:ref` +
             ` (or additionallayerstores = ["${store.paths.root}:ref"] in storage.conf)`,
@@ -152,7 +155,7 @@ export const pullCommand = Command.make(
         // registries.conf and certs.d, as podman reads them (src/config)
         withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts) => registryLayer({ ...a, insecureHosts }, t)),
       )),
-    )),
+    ))),
 ).pipe(Command.withDescription(
   "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n\n" +
     "REF is a registry image (docker:// optional) or a local one: oci:DIR[:TAG] (an OCI layout),\n" +
@@ -161,6 +164,8 @@ export const pullCommand = Command.make(
     "podman will pull), else the image's own full name, else podman's name for it.\n\n" +
     "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 30 (answers) / 60 (stalled downloads); credentials from podman's auth files\n" +
     "unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
+    "Several REFs: each is tried and each failure said, then a summary; the exit status is the first failure's.\n" +
+    "Exit status: 0 ok; 2 usage; 3 registry; 4 layer rejected; 5 store I/O; 130 interrupted (SIGINT); 143 terminated (SIGTERM).\n\n" +
     "Examples:\n" +
     "  als pull --root /var/lib/als docker.io/library/alpine:3.19\n" +
     "  als pull --tls-verify=false 127.0.0.1:5000/test/app:1\n" +

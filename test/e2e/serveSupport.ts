@@ -70,7 +70,7 @@ export const layerOf = async (
 ): Promise<BuiltLayer> => {
   const pack = tar.pack()
   const chunks: Buffer[] = []
-  pack.on("data", (c: Buffer) => void chunks.push(c))
+  pack.on("data", (c: unknown) => void chunks.push(c as Buffer))
   const done = new Promise<void>((resolve, reject) => {
     pack.on("end", () => resolve())
     pack.on("error", reject)
