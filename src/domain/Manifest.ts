@@ -170,16 +170,16 @@ export type ParsedManifest =
     }
 
 const describeParseError = (what: string, e: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(e)
-  const shown = issues
-    .slice(0, 3)
+  const shown = ParseResult.ArrayFormatter.formatErrorSync(e)
     .map((i) => `${i.path.length ? i.path.join(".") : "(top)"}: ${i.message}`)
     .join("; ")
-  return `invalid ${what}: ${shown}${issues.length > 3 ? ` (and ${issues.length - 3} more)` : ""}`
+  return `invalid ${what}: ${shown}`
 }
 
+// The first problem only: formatting every problem of a hostile document (a 4 MiB manifest of
+// 400,000 bad layers) took minutes of CPU.
 const decode = <A, I>(schema: Schema.Schema<A, I>, what: string, json: unknown): Either.Either<A, ManifestError> =>
-  Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "all" })(json), (e) => invalid(describeParseError(what, e)))
+  Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "first" })(json), (e) => invalid(describeParseError(what, e)))
 
 const parseJson = (what: string, bytes: Uint8Array): Either.Either<Record<string, unknown>, ManifestError> => {
   try {
