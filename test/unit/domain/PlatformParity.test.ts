@@ -86,6 +86,9 @@ const refusedUpFront: ReadonlyArray<string> = [
   "linux/amd64/v8/x",
   "foo//garbage",
   "&/invalid/os",
+  "*",
+  "linux/*",
+  "*/arm64",
   ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `linux/arm64/v8.${n}`),
   ...[0, 1, 2, 3, 4, 5, 6].map((n) => `linux/arm64/v9.${n}`),
 ]
