@@ -2,20 +2,33 @@ import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { type Resolved, storageConfSnippet, storageConfTarget } from "../config/StorageConf.ts"
+import { hostStorage, thisHost } from "../config/StorageConfFiles.ts"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { ALS_VERSION } from "../version.ts"
 import * as opt from "./options.ts"
 
-export const storageConfLines = (root: string) => [
-  `# /etc/containers/storage.conf (or ~/.config/containers/storage.conf)`,
-  `[storage.options]`,
-  `additionallayerstores = ["${root}:ref"]`,
-  ``,
-  `# or per command:`,
-  `podman --storage-opt overlay.additionallayerstore=${root}:ref pull IMAGE`,
-]
+/**
+ * What to tell podman: a whole storage.conf (podman refuses a file without runroot and
+ * graphroot, and reads additional layer stores only with a driver), so it works on a host with
+ * none; it keeps the graph root podman uses now and any stores already listed.
+ */
+export const storageConfAdvice = (root: string, storage: Resolved = hostStorage(), host = thisHost()): ReadonlyArray<string> => {
+  const current = storage.ok ? storage.settings : undefined
+  const file = current?.file ?? storageConfTarget(host)
+  const now = storage.ok
+    ? current?.file ? `podman reads ${current.file} now; make it:` : `podman reads no storage.conf now; create ${file}:`
+    : `podman cannot start with ${storage.failure.file} now (${storage.failure.error}); make it:`
+  return [
+    `# ${now}`,
+    storageConfSnippet(root, current, host),
+    ``,
+    `# or per command:`,
+    `podman --storage-opt overlay.additionallayerstore=${root}:ref pull IMAGE`,
+  ]
+}
 
 export const initCommand = Command.make("init", { root: opt.root }, ({ root }) => {
   const dir = opt.resolveRoot(root)
@@ -27,10 +40,11 @@ export const initCommand = Command.make("init", { root: opt.root }, ({ root }) =
     yield* store.init()
     if (fresh) yield* journal.emit({ _tag: "StoreInitialized", root: store.paths.root, alsVersion: ALS_VERSION })
     yield* Console.log(`${fresh ? "Created" : "Already a store:"} ${store.paths.root}\n`)
-    yield* Console.log(storageConfLines(store.paths.root).join("\n"))
+    yield* Console.log(storageConfAdvice(store.paths.root).join("\n"))
   }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
 }).pipe(Command.withDescription(
-  "Create a store and print the storage.conf line that points podman at it.\n\n" +
+  "Create a store and print the storage.conf that points podman at it: a whole file (driver, runroot,\n" +
+    "graphroot, additionallayerstores) for the file podman reads, keeping its graph root and other stores.\n\n" +
     "Defaults: --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise). Running it again on a store changes nothing.\n\n" +
     "Example: als init --root /var/lib/als",
 ))

@@ -8,7 +8,7 @@
  * installed — buildah or CRI-O may be the client; a check that needs root skipped): exit 0.
  */
 import * as path from "node:path"
-import { parseLayerStoreEntry, type StorageConf } from "./StorageConf.ts"
+import { parseLayerStoreEntry, type Resolved } from "../config/StorageConf.ts"
 
 export type Status = "ok" | "warn" | "error" | "skip"
 
@@ -19,6 +19,8 @@ export interface Check {
   readonly detail: string
   /** what to do about a warning or an error */
   readonly fix?: string | undefined
+  /** what the check found, for --json readers (e.g. the storage.conf podman reads and its graph root) */
+  readonly facts?: Readonly<Record<string, string>> | undefined
 }
 
 const check = (id: string, title: string, status: Status, detail: string, fix?: string): Check =>
@@ -149,72 +151,96 @@ export const judgeSyscalls = (r: { readonly runtime?: string | undefined; readon
 
 // ---- podman's storage.conf -----------------------------------------------------------
 
-export interface ConfFile {
-  readonly path: string
-  readonly exists: boolean
-  readonly conf?: StorageConf | undefined
-  readonly error?: string | undefined
-}
-
 const storageLine = (root: string) => `additionallayerstores = ["${root}:ref"]`
 
+/** What podman will start with, for JSON readers: the file it reads and the settings that come out. */
+export const storageFacts = (r: Resolved): Record<string, string> =>
+  r.ok
+    ? {
+      file: r.settings.file ?? "",
+      source: r.settings.source,
+      graphroot: r.settings.graphroot,
+      runroot: r.settings.runroot,
+      driver: r.settings.driver ?? "",
+      additionallayerstores: r.settings.additionalLayerStores.join(","),
+    }
+    : { file: r.failure.file, error: r.failure.error }
+
 /**
- * `files` in podman's order of preference; `sameDir(a, b)` compares paths as the filesystem
+ * `resolved` is storage.conf as podman 4.3.1 reads it (config/StorageConf.ts); `snippet` a
+ * whole file to offer when there is none; `sameDir(a, b)` compares paths as the filesystem
  * does (realpath), which the caller knows and this module does not.
  */
-export const judgeStorageConf = (root: string, files: ReadonlyArray<ConfFile>, sameDir: (a: string, b: string) => boolean): Check => {
+export const judgeStorageConf = (
+  root: string,
+  resolved: Resolved,
+  sameDir: (a: string, b: string) => boolean,
+  advice: { readonly target: string; readonly snippet: string },
+): Check => {
   const id = "storage.conf"
   const title = "podman's storage.conf"
-  const used = files.find((f) => f.exists)
+  const facts = storageFacts(resolved)
+  const at = (c: Check): Check => ({ ...c, facts })
   const perCommand = `podman --storage-opt overlay.additionallayerstore=${root}:ref …`
-  if (used === undefined) {
-    return check(
+  if (!resolved.ok) {
+    const f = resolved.failure
+    return at(check(id, title, "error", `podman cannot start with ${f.file}: ${f.error}`, `fix ${f.file} (it needs [storage] driver, runroot and graphroot), or unset CONTAINERS_STORAGE_CONF if it names the wrong file`))
+  }
+  const s = resolved.settings
+  const graph = `graph root ${s.graphroot}`
+  if (s.file === undefined) {
+    const looked = s.searched.map((f) => f.path).join(", ")
+    return at(check(
       id,
       title,
       "warn",
-      `podman reads no storage.conf (none of ${files.map((f) => f.path).join(", ")} exists), so it does not know this store`,
-      `create ${files[0]?.path ?? "/etc/containers/storage.conf"} with [storage] driver = "overlay", runroot and graphroot ` +
-        `(podman refuses a file without them) and [storage.options] ${storageLine(root)}; or per command: ${perCommand}`,
-    )
+      `podman reads no storage.conf (looked for ${looked}), so it does not know this store; it uses its defaults (${graph})`,
+      `create ${advice.target} with:\n${advice.snippet}\nor per command: ${perCommand}`,
+    ))
   }
-  if (used.error !== undefined || used.conf === undefined) {
-    return check(id, title, "error", `cannot read ${used.path}: ${used.error ?? "unknown error"}`, "fix the file's permissions or syntax")
+  const file = s.file
+  const conf = s.conf
+  if (s.driver !== undefined && s.driver !== "" && s.driver !== "overlay") {
+    return at(check(id, title, "error", `${file} sets driver = "${s.driver}"; only the overlay driver reads additional layer stores`, `set driver = "overlay" in [storage] (existing images must be pulled again)`))
   }
-  const { driver, additionalLayerStores } = used.conf
-  if (driver !== undefined && driver !== "" && driver !== "overlay") {
-    return check(id, title, "error", `${used.path} sets driver = "${driver}"; only the overlay driver reads additional layer stores`, `set driver = "overlay" in [storage] (existing images must be pulled again)`)
-  }
-  const missing = [driver ? undefined : "driver", used.conf.runroot ? undefined : "runroot", used.conf.graphroot ? undefined : "graphroot"]
-    .filter((k): k is string => k !== undefined)
-  if (missing.length > 0) {
-    return check(
+  const entries = s.additionalLayerStores.map(parseLayerStoreEntry)
+  const idx = entries.findIndex((e) => e.path !== "" && sameDir(e.path, root))
+  if (idx !== -1 && !s.driver) {
+    return at(check(
       id,
       title,
       "warn",
-      `${used.path} does not set ${missing.join(", ")} in [storage]; podman 4.x refuses to start with such a file ("runroot must be set")`,
-      `add to [storage]: driver = "overlay", runroot = "/run/containers/storage", graphroot = "/var/lib/containers/storage" (rootless: under /run/user/UID and ~/.local/share)`,
-    )
+      `${file} lists this store but sets no driver: podman passes additional layer stores to the driver named in the file, so with none it reads no store`,
+      `add to [storage] in ${file}: driver = "overlay"`,
+    ))
   }
-  const entries = additionalLayerStores.map(parseLayerStoreEntry)
-  const at = entries.findIndex((e) => e.path !== "" && sameDir(e.path, root))
-  if (at === -1) {
-    const others = entries.length ? ` (it lists ${additionalLayerStores.join(", ")})` : ""
-    return check(id, title, "warn", `${used.path} does not list this store${others}`, `add to [storage.options] in ${used.path}: ${storageLine(root)}; or per command: ${perCommand}`)
+  if (idx === -1 && conf?.ignoredKeys.length) {
+    return at(check(
+      id,
+      title,
+      "warn",
+      `${file} sets ${conf.ignoredKeys.join(", ")}, which podman 4.3 ignores ("Failed to decode the keys"); it reads additionallayerstores only in [storage.options]`,
+      `move it to [storage.options] in ${file}: ${storageLine(root)}`,
+    ))
   }
-  const entry = entries[at]!
+  if (idx === -1) {
+    const others = entries.length ? ` (it lists ${s.additionalLayerStores.join(", ")})` : ""
+    return at(check(id, title, "warn", `${file} does not list this store${others}; ${graph}`, `add to [storage.options] in ${file}: ${storageLine(root)}; or per command: ${perCommand}`))
+  }
+  const entry = entries[idx]!
   if (!entry.ref) {
-    return check(
+    return at(check(
       id,
       title,
       "warn",
-      `${used.path} lists ${additionalLayerStores[at]} without :ref, so podman asks for layers by digest alone and never says which image it pulls; als indexes layers per image under that name`,
+      `${file} lists ${s.additionalLayerStores[idx]} without :ref, so podman asks for layers by digest alone and never says which image it pulls; als indexes layers per image under that name`,
       `write it as "${entry.path}:ref" in additionallayerstores`,
-    )
+    ))
   }
-  if (at > 0) {
-    return check(id, title, "warn", `${used.path} lists this store after ${additionalLayerStores.slice(0, at).join(", ")}; containers/storage before 1.55 (podman before 5.2) reads only the first one`, "list this store first")
+  if (idx > 0) {
+    return at(check(id, title, "warn", `${file} lists this store after ${s.additionalLayerStores.slice(0, idx).join(", ")}; containers/storage before 1.55 (podman before 5.2) reads only the first one`, "list this store first"))
   }
-  return check(id, title, "ok", `${used.path} lists ${additionalLayerStores[at]}${driver ? ` (driver ${driver})` : ""}`)
+  return at(check(id, title, "ok", `${file} lists ${s.additionalLayerStores[idx]} (driver ${s.driver}; ${graph})`))
 }
 
 // ---- podman --------------------------------------------------------------------------

@@ -25,8 +25,9 @@ import {
   summarize,
   type Summary,
 } from "./Checks.ts"
-import { fsMagicOf, loadSyscalls, podmanVersion, probeScratch, readConfFiles, sameDir, seeStore, xfsFtype } from "./Probes.ts"
-import { storageConfCandidates } from "./StorageConf.ts"
+import { fsMagicOf, loadSyscalls, podmanVersion, probeScratch, sameDir, seeStore, xfsFtype } from "./Probes.ts"
+import { storageConfSnippet, storageConfTarget } from "../config/StorageConf.ts"
+import { hostStorage } from "../config/StorageConfFiles.ts"
 
 export interface DoctorReport extends Summary {
   readonly root: string
@@ -86,7 +87,11 @@ export const runDoctor = (rootArg: string, host: DoctorEnv = hostEnv()) =>
       }
     }
     checks.push(judgeSyscalls("api" in sys ? { runtime: sys.runtime } : { error: sys.error }))
-    checks.push(judgeStorageConf(root, readConfFiles(storageConfCandidates(host.env, host.uid, host.home)), sameDir))
+    const storage = hostStorage(host)
+    checks.push(judgeStorageConf(root, storage, sameDir, {
+      target: storageConfTarget(host),
+      snippet: storageConfSnippet(root, storage.ok ? storage.settings : undefined, host),
+    }))
     checks.push(judgePodman(podmanVersion()))
     checks.push(fsUsable ? judgeLog(logPath(root), yield* verifyLog(root)) : skipped("log", "event log", "no store directory"))
     const report: DoctorReport = { root, checks, ...summarize(checks) }
@@ -101,7 +106,11 @@ export const renderReport = (r: DoctorReport): string => {
   const lines = [`als doctor: ${r.root}`, ""]
   for (const c of r.checks) {
     lines.push(`  ${mark[c.status]}  ${c.title.padEnd(width)}  ${c.detail}`)
-    if (c.fix) lines.push(`  ${" ".repeat(5)}  ${" ".repeat(width)}  fix: ${c.fix}`)
+    if (c.fix) {
+      const pad = `  ${" ".repeat(5)}  ${" ".repeat(width)}  `
+      const [first, ...more] = c.fix.split("\n")
+      lines.push(`${pad}fix: ${first}`, ...more.map((l) => `${pad}     ${l}`))
+    }
   }
   lines.push(
     "",

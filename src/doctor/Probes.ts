@@ -9,8 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { S_IFCHR, type SyscallsApi } from "../sys/Syscalls.ts"
-import type { Attempt, ConfFile } from "./Checks.ts"
-import { parseStorageConf } from "./StorageConf.ts"
+import type { Attempt } from "./Checks.ts"
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
@@ -145,17 +144,6 @@ export const probeScratch = (root: string, sys: SyscallsApi | undefined, opaqueX
     fs.rmSync(mnt, { recursive: true, force: true })
   }
 }
-
-/** The storage.conf candidates, read. */
-export const readConfFiles = (candidates: ReadonlyArray<string>): ReadonlyArray<ConfFile> =>
-  candidates.map((p) => {
-    if (!fs.existsSync(p)) return { path: p, exists: false }
-    try {
-      return { path: p, exists: true, conf: parseStorageConf(fs.readFileSync(p, "utf8")) }
-    } catch (e) {
-      return { path: p, exists: true, error: message(e) }
-    }
-  })
 
 /** Same directory, as the filesystem sees it (symlinks resolved), else as written. */
 export const sameDir = (a: string, b: string): boolean => {

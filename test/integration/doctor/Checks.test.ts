@@ -10,51 +10,33 @@ import {
   samePathString,
   summarize,
 } from "../../../src/doctor/Checks.ts"
-import { parseLayerStoreEntry, parseStorageConf, storageConfCandidates } from "../../../src/doctor/StorageConf.ts"
+import { type ConfReader, parseLayerStoreEntry, resolveStorage, storageConfSnippet } from "../../../src/config/StorageConf.ts"
 
 describe("storage.conf", () => {
-  test("driver and additionallayerstores are read from their tables, comments and multi-line arrays included", () => {
-    const conf = parseStorageConf(`
-# a comment with additionallayerstores = ["/nope"]
-[storage]
-driver = "overlay"   # the only driver with ALS
-graphroot = "/var/lib/containers/storage"
-
-[storage.options]
-additionalimagestores = [ "/images" ]
-additionallayerstores = [
-  "/var/lib/als:ref",  # ours
-  '/mnt/stargz'
-]
-[storage.options.overlay]
-mountopt = "nodev"
-`)
-    expect(conf).toEqual({
-      driver: "overlay",
-      graphroot: "/var/lib/containers/storage",
-      runroot: undefined,
-      additionalLayerStores: ["/var/lib/als:ref", "/mnt/stargz"],
-    })
-    expect(parseStorageConf("[storage]\ndriver='vfs'\n").driver).toBe("vfs")
-  })
-
   test("entries split on ':' with ref as the option", () => {
     expect(parseLayerStoreEntry("/var/lib/als:ref")).toEqual({ path: "/var/lib/als", ref: true, unknown: [] })
     expect(parseLayerStoreEntry("/var/lib/als")).toEqual({ path: "/var/lib/als", ref: false, unknown: [] })
   })
 
-  test("the file podman reads: $CONTAINERS_STORAGE_CONF alone, else the user's then the system's", () => {
-    expect(storageConfCandidates({ CONTAINERS_STORAGE_CONF: "/x.conf" }, 1000, "/home/u")).toEqual(["/x.conf"])
-    expect(storageConfCandidates({}, 0, "/root")).toEqual(["/etc/containers/storage.conf", "/usr/share/containers/storage.conf"])
-    expect(storageConfCandidates({}, 1000, "/home/u")[0]).toBe("/home/u/.config/containers/storage.conf")
-    expect(storageConfCandidates({ XDG_CONFIG_HOME: "/cfg" }, 1000, "/home/u")[0]).toBe("/cfg/containers/storage.conf")
+  const etc = "/etc/containers/storage.conf"
+  const host = { env: {}, uid: 0, home: "/root" }
+  const reader = (text: string | undefined): ConfReader => ({
+    read: (f) => (f === etc && text !== undefined ? { text } : { missing: true }),
+    realpath: () => undefined,
+    isDir: () => false,
   })
+  const judgeText = (text: string | undefined, root = "/var/lib/als") => {
+    const r = resolveStorage(host, reader(text))
+    return judgeStorageConf(root, r, samePathString, { target: etc, snippet: storageConfSnippet(root, r.ok ? r.settings : undefined, host) })
+  }
+  const judge = (stores: string[], driver = "overlay", roots = 'runroot = "/run/x"\ngraphroot = "/var/x"\n') =>
+    judgeText(`[storage]\n${driver ? `driver = "${driver}"\n` : ""}${roots}[storage.options]\nadditionallayerstores = ${JSON.stringify(stores)}\n`)
 
-  const judge = (stores: string[], driver = "overlay", roots = { runroot: "/run/x", graphroot: "/var/x" }) =>
-    judgeStorageConf("/var/lib/als", [{ path: "/etc/containers/storage.conf", exists: true, conf: { driver, ...roots, additionalLayerStores: stores } }], samePathString)
-
-  test("verdicts: listed with :ref, without :ref, not first, not listed, another driver, no file", () => {
-    expect(judge(["/var/lib/als:ref"], "overlay").status).toBe("ok")
+  test("verdicts: listed with :ref, without :ref, not first, not listed, another driver, no driver, no roots, no file", () => {
+    const ok = judge(["/var/lib/als:ref"], "overlay")
+    expect(ok.status).toBe("ok")
+    expect(ok.detail).toContain(etc)
+    expect(ok.facts).toEqual({ file: etc, source: "system", graphroot: "/var/x", runroot: "/run/x", driver: "overlay", additionallayerstores: "/var/lib/als:ref" })
     const noRef = judge(["/var/lib/als"])
     expect(noRef.status).toBe("warn")
     expect(noRef.fix).toContain('"/var/lib/als:ref"')
@@ -63,12 +45,30 @@ mountopt = "nodev"
     expect(missing.status).toBe("warn")
     expect(missing.fix).toContain('additionallayerstores = ["/var/lib/als:ref"]')
     expect(judge(["/var/lib/als:ref"], "vfs").status).toBe("error")
-    const noRoots = judge(["/var/lib/als:ref"], "overlay", { runroot: "", graphroot: "/g" })
-    expect(noRoots.status).toBe("warn")
-    expect(noRoots.detail).toContain("runroot")
-    const none = judgeStorageConf("/s", [{ path: "/a", exists: false }, { path: "/b", exists: false }], samePathString)
+    // podman names the option after the file's driver: with none, no driver reads the store
+    const noDriver = judge(["/var/lib/als:ref"], "")
+    expect(noDriver.status).toBe("warn")
+    expect(noDriver.fix).toContain('driver = "overlay"')
+    // podman refuses to start without runroot: nothing else matters
+    const noRoots = judge(["/var/lib/als:ref"], "overlay", 'graphroot = "/g"\n')
+    expect(noRoots.status).toBe("error")
+    expect(noRoots.detail).toContain("runroot must be set")
+    const overlayTable = judgeText(`[storage]\ndriver = "overlay"\nrunroot = "/r"\ngraphroot = "/g"\n[storage.options.overlay]\nadditionallayerstores = ["/var/lib/als:ref"]\n`)
+    expect(overlayTable.status).toBe("warn")
+    expect(overlayTable.detail).toContain("storage.options.overlay.additionallayerstores")
+    const bad = judgeText("[storage\n")
+    expect(bad.status).toBe("error")
+    expect(bad.detail).toContain(etc)
+  })
+
+  test("no storage.conf at all: a warning whose fix is a whole file podman accepts", () => {
+    const none = judgeText(undefined, "/s")
     expect(none.status).toBe("warn")
+    expect(none.detail).toContain("/etc/containers/storage.conf, /usr/share/containers/storage.conf")
     expect(none.fix).toContain("--storage-opt overlay.additionallayerstore=/s:ref")
+    for (const line of ['driver = "overlay"', 'runroot = "/run/containers/storage"', 'graphroot = "/var/lib/containers/storage"', 'additionallayerstores = ["/s:ref"]']) {
+      expect(none.fix).toContain(line)
+    }
   })
 })
 
