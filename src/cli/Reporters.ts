@@ -6,6 +6,7 @@ import { Layer } from "effect"
 import type { Event } from "../events/Events.ts"
 import type { LogEntry } from "../events/EventLog.ts"
 import { Reporter } from "../events/Journal.ts"
+import { safeText } from "../domain/SafeText.ts"
 
 export const entryJson = (e: LogEntry) => ({
   offset: e.offset,
@@ -28,8 +29,16 @@ export const humanBytes = (n: number) =>
   ? `${(n / (1 << 20)).toFixed(1)} MiB`
   : `${(n / (1 << 30)).toFixed(2)} GiB`
 
-/** One line per event that matters to a person watching a pull. */
+/**
+ * One line per event that matters to a person watching a pull, safe for a terminal: refs,
+ * pool paths and registry messages in events came from outside (SafeText.ts).
+ */
 export const describeEvent = (ev: Event): string | undefined => {
+  const line = describeRaw(ev)
+  return line === undefined ? undefined : safeText(line)
+}
+
+const describeRaw = (ev: Event): string | undefined => {
   switch (ev._tag) {
     case "ManifestResolved":
       return `${ev.ref}: ${ev.layers.length} layers (${ev.platform}, manifest ${short(ev.manifestDigest)})`
@@ -76,7 +85,7 @@ export const ReporterTty = Layer.sync(Reporter, () => {
         ? `${humanBytes(l.bytes)} / ${humanBytes(l.total)}  ${humanBytes(rate)}/s`
         : ""
       const done = l.state === "pulled" ? humanBytes(l.total) : ""
-      out += `\x1b[2K${short(d)}  ${l.state.padEnd(8)} ${bytes || done}\n`
+      out += `\x1b[2K${safeText(short(d), 12)}  ${l.state.padEnd(8)} ${bytes || done}\n`
     }
     drawn = layers.size
     process.stderr.write(out)
