@@ -149,9 +149,13 @@ export const makeLayerStore = Effect.gen(function*() {
   const isComplete = (dir: string) =>
     Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e)))).then((r) => r.every(Boolean))
 
-  /** The layer's directory when it is complete under `key` (blob or TOC digest). */
-  const find = Effect.fn("LayerStore.find")(function*(key: Digest) {
-    const dir = paths.layer(key)
+  /**
+   * The layer's directory when it is complete under its blob digest. Only the layer's own
+   * directory counts: a TOC alias that happens to carry this name belongs to another layer.
+   */
+  const find = Effect.fn("LayerStore.find")(function*(digest: Digest) {
+    const dir = paths.layer(digest)
+    if (nameAt(dir) !== "dir") return undefined
     return (yield* io("stat", dir, () => isComplete(dir))) ? dir : undefined
   })
 
@@ -255,8 +259,16 @@ export const makeLayerStore = Effect.gen(function*() {
     const moved = yield* io("commit layer", dest, async () => {
       // a name that is this layer's own digest belongs to it: a TOC alias that took it (another
       // layer's TOC happens to equal this blob digest) gives way to the real layer
-      if (nameAt(dest) === "link" || nameAt(dest) === "dangling") await fs.rm(dest, { force: true })
-      return rename()
+      for (let tries = 0;; tries++) {
+        const now = nameAt(dest)
+        if (now === "link" || now === "dangling") await fs.rm(dest, { force: true })
+        try {
+          return await rename()
+        } catch (e) {
+          // an alias came back between the rm and the rename: once more
+          if ((e as NodeJS.ErrnoException).code !== "ENOTDIR" || tries >= 3) throw e
+        }
+      }
     }).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
     const aliasRefused = facts.tocDigest && facts.tocDigest !== facts.blobDigest
       ? yield* putAlias(facts.tocDigest, facts.blobDigest)
@@ -273,8 +285,15 @@ export const makeLayerStore = Effect.gen(function*() {
     Effect.gen(function*() {
       const taken = aliasTaken(toc, blobDigest)
       if (taken !== undefined) return taken
-      if (nameAt(paths.layer(toc)) !== "link") yield* putSymlink(blobDigest, paths.layer(toc))
-      return undefined
+      if (nameAt(paths.layer(toc)) === "link") return undefined
+      // the layer whose digest this is may have been committed since: it keeps its name
+      return yield* putSymlink(blobDigest, paths.layer(toc)).pipe(
+        Effect.as(undefined),
+        Effect.catchIf(
+          (e) => e.code === "EISDIR" || e.code === "ENOTEMPTY" || e.code === "EEXIST",
+          () => Effect.succeed(`${toc} is the digest of another layer in the store`),
+        ),
+      )
     })
 
   /**
