@@ -56,10 +56,13 @@ const legacyDefaultRegistry = "index.docker.io"
 const officialNamespace = "library"
 export const defaultTag = "latest"
 const nameTotalLengthMax = 255
+const inputLengthMax = 4096
 
 // The fork's grammar (containers/image docker/reference/regexp.go). It has no IPv6 hosts.
 const alphaNumeric = "[a-z0-9]+"
-const separator = "(?:[._]|__|[-]*)"
+// Go's RE2 reads `[-]*` in linear time; a backtracking engine needs the equivalent `-+` (an
+// empty separator between two runs of letters and digits adds nothing) to stay linear
+const separator = "(?:[._]|__|-+)"
 const nameComponent = `${alphaNumeric}(?:${separator}${alphaNumeric})*`
 const domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 const domain = `${domainComponent}(?:\\.${domainComponent})*(?::[0-9]+)?`
@@ -201,6 +204,12 @@ const toReference = (input: string, p: Parsed): Reference => {
  * is taken as is (no short-name resolution) and may not carry both a tag and a digest.
  */
 export const parseReference = (input: string): Reference => {
+  // no reference podman accepts is longer than 529 characters (docker:// + a 255-character
+  // name + a 128-character tag + a sha512 digest); past a few thousand the grammar's regular
+  // expressions would only burn time on a backtracking engine
+  if (input.length > inputLengthMax) {
+    return fail(input.slice(0, 80), "too-long", `${why["too-long"]} (the input has ${input.length} characters; shown here cut to 80)`)
+  }
   if (input.startsWith("docker://")) {
     const p = parseNormalized(input, input.slice("docker://".length))
     if (p.tag !== undefined && p.digest !== undefined) {

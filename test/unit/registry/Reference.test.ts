@@ -95,6 +95,30 @@ describe("parseReference", () => {
     expect(isReference(input)).toBe(false)
   })
 
+  test("a huge input is refused at once, whatever it holds (linear time: no backtracking blow-up)", () => {
+    for (const body of ["a".repeat(5000), "a-".repeat(50_000), "a/".repeat(50_000), `x@sha256:${"a".repeat(100_000)}`]) {
+      const started = performance.now()
+      let caught: unknown
+      try {
+        parseReference(`${body}!`)
+      } catch (e) {
+        caught = e
+      }
+      expect((caught as InvalidReference).kind).toBe("too-long")
+      expect((caught as InvalidReference).input.length).toBeLessThanOrEqual(80)
+      expect(performance.now() - started).toBeLessThan(1000)
+    }
+  })
+
+  test("inputs up to the bound stay fast: the grammar's expressions do not backtrack exponentially", () => {
+    // with Go's `[-]*` separator copied as is, 24 letters and a '!' took seconds
+    for (const s of ["a".repeat(4000), "a-".repeat(2000), "a.".repeat(2000), "a__".repeat(1300), "a/".repeat(2000), "A".repeat(4000)]) {
+      const started = performance.now()
+      expect(isReference(`${s}!`)).toBe(false)
+      expect(performance.now() - started).toBeLessThan(1000)
+    }
+  })
+
   test("the normalized string parses back to itself", () => {
     for (const [input] of valid) {
       const once = formatReference(parseReference(input))
