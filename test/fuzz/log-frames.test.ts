@@ -88,7 +88,7 @@ const damage = fc.oneof(
   fc.nat().map((cut) => (b: Buffer) => b.subarray(0, cut % (b.length + 1))),
   fc.tuple(fc.nat(), fc.nat({ max: 200 })).map(([at, n]) => (b: Buffer) => {
     const c = Buffer.from(b)
-    c.fill(0, at % c.length, (at % c.length) + n)
+    c.fill(0, at % c.length, Math.min(c.length, (at % c.length) + n))
     return c
   }),
   fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 100 })).map(([at, ins]) => (b: Buffer) => {
