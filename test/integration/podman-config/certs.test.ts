@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { als, type AlsResult, describeResult } from "../../lib/als.ts"
+import { als, type AlsResult, describeResult, REPO_ROOT } from "../../lib/als.ts"
+import { run } from "../../lib/sh.ts"
 import { createPodman, type Podman } from "../../lib/podman.ts"
 import { makeTempDir, type RegistryHandle, startRegistry } from "../../lib/registry.ts"
 import { b64, completedRefs, MIN, makePki, type Pki, podmanPull, pushTo, type SmallImage, smallImage, startTlsRegistry, type TlsRegistry } from "./support.ts"
@@ -120,5 +121,25 @@ describe("certs.d and --cert-dir, als and podman 4.3.1 alike", () => {
     const pr = await podmanPull(p, ref, { args: ["--cert-dir", certs], env: { HOME: home } })
     expect(pr.exitCode).not.toBe(0)
     expect(pr.stderr).toContain("missing key client.key for client certificate client.cert")
+  }, 5 * MIN)
+
+  test("on Deno too: a CA and a client pair from --cert-dir reach the registry that requires them; without them the certificate is refused", async () => {
+    const dir = temp("deno")
+    const home = temp("home-empty3")
+    const certs = certsDir(join(dir, "certs"), { ca: true, cert: true, key: true })
+    const ref = `${mtls.host}/team/app:1`
+    const root = join(dir, "store")
+    const deno = (extra: ReadonlyArray<string>) =>
+      run(["npx", "deno", "run", "--allow-all", join(REPO_ROOT, "bin/als.ts"), "pull", "--root", root, ...extra, ref], {
+        cwd: REPO_ROOT,
+        env: { HOME: home, NO_COLOR: "1" },
+        timeoutMs: 5 * MIN,
+      })
+    const refused = await deno([])
+    expect(refused.exitCode).toBe(3)
+    expect(refused.stderr).toContain("not trusted")
+    const ok = await deno(["--cert-dir", certs])
+    expect({ exit: ok.exitCode, err: ok.stderr.slice(-2000) }).toMatchObject({ exit: 0 })
+    expect(await completedRefs(root)).toEqual([ref])
   }, 5 * MIN)
 })
