@@ -162,6 +162,9 @@ export const pullCommand = Command.make(
     "oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG|:@N] (docker save / podman save). podman takes layers\n" +
     "from the store when it pulls from a registry, so a local image's layers are recorded under --name (the name\n" +
     "podman will pull), else the image's own full name, else podman's name for it.\n\n" +
+    "Names and TLS as podman reads them: registries.conf (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf\n" +
+    "and registries.conf.d/*.conf) for short names, aliases, prefix rewriting, mirrors, insecure and blocked registries;\n" +
+    "certs.d/HOST:PORT (~/.config/containers, /etc/containers, /etc/docker) or --cert-dir for CAs and client certificates.\n\n" +
     "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 30 (answers) / 60 (stalled downloads); credentials from podman's auth files\n" +
     "unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
     "Several REFs: each is tried and each failure said, then a summary; the exit status is the first failure's.\n" +
