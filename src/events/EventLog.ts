@@ -263,8 +263,14 @@ export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.E
       attempt(() => {
         try {
           if (!fs.existsSync(dir)) {
-            fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-            fs.chmodSync(dir, 0o700) // als's own: owner-only whatever the umask (docs/security.md)
+            // modes whatever the umask (docs/security.md): the root clients read, .als als's own
+            const root = path.dirname(dir)
+            if (!fs.existsSync(root)) {
+              fs.mkdirSync(root, { recursive: true })
+              fs.chmodSync(root, 0o755)
+            }
+            fs.mkdirSync(dir, { mode: 0o700 })
+            fs.chmodSync(dir, 0o700)
           }
         } catch (e) {
           if (!fs.existsSync(dir)) throw logIoError("create", dir, e) // else: a read-only store
