@@ -18,7 +18,9 @@ import { ReporterSilent } from "../events/Journal.ts"
 import { errLine } from "./errLine.ts"
 import { endsBySignal } from "./exit.ts"
 import * as opt from "./options.ts"
-import { authfile, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
+import { authfile, certDir, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
+import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
+import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { UsageError } from "./UsageError.ts"
 
 const mountpoint = Args.directory({ name: "MOUNTPOINT", exists: "yes" }).pipe(
@@ -61,7 +63,7 @@ const untilStopped = (closed: Promise<string>) =>
 
 export const serveCommand = Command.make(
   "serve",
-  { mountpoint, pool, platform, tlsVerify, creds, authfile, jobs, timeout, root: opt.root },
+  { mountpoint, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, root: opt.root },
   (a) =>
     Effect.gen(function*() {
       const store = yield* LayerStore
@@ -109,7 +111,8 @@ export const serveCommand = Command.make(
       Effect.scoped,
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), ReporterSilent),
-        registryLayer(a),
+        // registries.conf and certs.d, as podman reads them (src/config)
+        withPodmanRegistries(a.certDir, RegistryTransport.Live, (t, insecureHosts) => registryLayer({ ...a, insecureHosts }, t)),
       )),
     ),
 ).pipe(Command.withDescription(

@@ -23,7 +23,8 @@ import type { StoreConfig } from "../store/StoreConfig.ts"
 import type { Syscalls } from "../sys/Syscalls.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
-import { registrySource, type ImageSource, type SourceImage } from "../workflows/ImageSource.ts"
+import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
+import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
 import { acquireLayer, failureReason, tocAnnotation } from "../workflows/Pull.ts"
 import { LAYER_ENTRIES } from "../domain/StorePaths.ts"
@@ -93,7 +94,8 @@ export const makeResolver = (opts: ResolverOptions) =>
       const cached = manifests.get(ref)
       if (cached && now - cached.at < manifestTtl) return cached.image
       const image = run(journal.workflow(Effect.gen(function*() {
-        const source = yield* registrySource(ref)
+        // mirrors and rewriting from registries.conf; the name stays the one podman asked for
+        const source = yield* configuredRegistrySource(ref)
         const image = yield* source.resolve(opts.platform)
         yield* journal.emit({
           _tag: "ManifestResolved",
@@ -131,22 +133,18 @@ export const makeResolver = (opts: ResolverOptions) =>
     const acquire = (ref: string, key: Digest): Promise<ServedLayer | undefined> => {
       const running = inflight.get(key)
       if (running) return running
-      const p = (async () => {
-        const { source, image } = await resolveImage(ref, Date.now())
+      const p = run(journal.workflow(Effect.gen(function*() {
+        const { source, image } = yield* Effect.tryPromise({ try: () => resolveImage(ref, Date.now()), catch: (e) => e })
         const layer = image.layers.find((l) => l.digest === key || tocAnnotation(l.annotations) === key)
-        return run(journal.workflow(Effect.gen(function*() {
-          if (!layer) return yield* new LayerNotInImage({ ref, key })
-          yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
-          const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }))
-          yield* indexRef(ref, image, keys)
-          const served = yield* Effect.promise(() => stored(keys.blobDigest))
-          return served
-        }).pipe(
-          Effect.tapError((e) =>
-            journal.emit({ _tag: "PullFailed", ref, layer: layer?.digest ?? key, reason: failureReason(e) }).pipe(Effect.ignore)
-          ),
-        )))
-      })()
+        if (!layer) return yield* new LayerNotInImage({ ref, key })
+        yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
+        const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }))
+        yield* indexRef(ref, image, keys)
+        return yield* Effect.promise(() => stored(keys.blobDigest))
+      }).pipe(
+        // every failure is an event: the manifest, the layer's absence, the pull
+        Effect.tapError((e) => journal.emit({ _tag: "PullFailed", ref, layer: key, reason: failureReason(e) }).pipe(Effect.ignore)),
+      )))
       inflight.set(key, p)
       const done = () => {
         if (inflight.get(key) === p) inflight.delete(key)
