@@ -122,7 +122,8 @@ export interface ConfReader {
   readonly read: (file: string) => { readonly text: string } | { readonly missing: true } | { readonly error: string }
   /** `filepath.EvalSymlinks`, or undefined when the path does not resolve */
   readonly realpath: (p: string) => string | undefined
-  readonly isDir: (p: string) => boolean
+  /** a directory owned by `uid` (podman takes /run/user/UID only then) */
+  readonly isOwnedDir: (p: string, uid: number) => boolean
 }
 
 export type ConfSource = "CONTAINERS_STORAGE_CONF" | "XDG_CONFIG_HOME" | "system" | "rootless" | "defaults"
@@ -155,12 +156,12 @@ export const SYSTEM_FILES = ["/etc/containers/storage.conf", "/usr/share/contain
 export const expandEnvPath = (p: string, uid: number, env: Host["env"]): string =>
   p.replaceAll("$UID", String(uid)).replace(/\$\{([^}]*)\}|\$([A-Za-z0-9_]+)/g, (_, braced: string | undefined, bare: string | undefined) => env[(braced ?? bare)!] ?? "")
 
-/** The rootless run root: $XDG_RUNTIME_DIR, else /run/user/UID when it is there, else a temp dir (containers/storage's order). */
+/** The rootless run root: $XDG_RUNTIME_DIR, else /run/user/UID when it is the user's, else a temp dir (podman's order). */
 const rootlessRunRoot = (host: Host, reader: ConfReader): string => {
   const xdg = host.env.XDG_RUNTIME_DIR
   if (xdg) return path.join(xdg, "containers")
   const run = `/run/user/${host.uid}`
-  if (reader.isDir(run)) return path.join(run, "containers")
+  if (reader.isOwnedDir(run, host.uid)) return path.join(run, "containers")
   return path.join(host.env.TMPDIR || "/tmp", `podman-run-${host.uid}`, "containers")
 }
 

@@ -56,12 +56,9 @@ export const hostReader: ConfReader = {
       return undefined
     }
   },
-  isDir: (p) => {
-    try {
-      return fs.statSync(p).isDirectory()
-    } catch {
-      return false
-    }
+  isOwnedDir: (p, uid) => {
+    const st = fs.statSync(p, { throwIfNoEntry: false })
+    return st !== undefined && st.isDirectory() && st.uid === uid
   },
 }
 

@@ -23,7 +23,7 @@ describe("storage.conf", () => {
   const reader = (text: string | undefined): ConfReader => ({
     read: (f) => (f === etc && text !== undefined ? { text } : { missing: true }),
     realpath: () => undefined,
-    isDir: () => false,
+    isOwnedDir: () => false,
   })
   const judgeText = (text: string | undefined, root = "/var/lib/als") => {
     const r = resolveStorage(host, reader(text))

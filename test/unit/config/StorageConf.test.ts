@@ -7,7 +7,7 @@ import { type ConfReader, type Host, parseStorageConf, resolveStorage, storageCo
 const files = (map: Record<string, string>, dirs: ReadonlyArray<string> = []): ConfReader => ({
   read: (f) => (f in map ? { text: map[f]! } : { missing: true }),
   realpath: () => undefined,
-  isDir: (p) => dirs.includes(p),
+  isOwnedDir: (p) => dirs.includes(p),
 })
 const root = (env: Record<string, string> = {}): Host => ({ env, uid: 0, home: "/root" })
 const user = (env: Record<string, string> = {}): Host => ({ env, uid: 1000, home: "/home/u" })
