@@ -106,7 +106,7 @@ describe("reference grammar, fuzzed", () => {
         const ref = r as Reference
         assertWellFormed(ref)
         expect(ref.repository.endsWith(v.path.join("/"))).toBe(true)
-        if (v.digest !== undefined) expect(ref.digest).toBe(v.digest)
+        if (v.digest !== undefined) expect(ref.digest as string | undefined).toBe(v.digest)
         else expect(ref.tag).toBe(v.tag ?? "latest")
       }),
       fuzzParams(),
