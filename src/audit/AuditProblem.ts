@@ -20,15 +20,18 @@ export type AuditCode =
   | "BlobSizeMismatch"
   | "BlobDigestMismatch" // --deep
   | "LinkBroken" // a linked layer's diff or blob points nowhere
+  | "LinkOutsidePool" // a linked layer's diff or blob resolves outside the pool it was linked from
   | "RemovedLayerPresent" // LayerRemoved, yet the directory is there
   | "UnexplainedLayer" // a layer directory no LayerCommitted explains
   | "AliasMissing" // a TOC alias the commit made is gone
   | "AliasDangling"
   | "AliasWrongTarget"
+  | "AliasWrongLayer" // the alias's name is neither the blob nor the TOC digest its target's info names
   | "UnexplainedAlias"
   | "RefEntryMissing" // a layer the log indexed under a ref has no entry in its view
   | "RefEntryDangling"
   | "RefEntryWrongTarget"
+  | "RefEntryWrongLayer" // the entry's key is neither the blob nor the TOC digest its target's info names
   | "UnexplainedRef"
   | "UnexplainedRefEntry"
   | "StrayEntry" // something in the root that is none of the store's names

@@ -18,6 +18,7 @@ import { Buffer } from "node:buffer"
 import { HashMap } from "effect"
 import { isDigest } from "../domain/Digest.ts"
 import { parseLayerInfo } from "../domain/LayerInfo.ts"
+import { readPoolFile } from "../verify/PoolFiles.ts"
 import { decodeRef, encodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import type { LayerRecord, StoreState } from "../events/Projection.ts"
 import type { AuditProblem } from "./AuditProblem.ts"
@@ -66,6 +67,23 @@ const fileDigest = (file: string, algorithm: string): string => {
     fs.closeSync(fd)
   }
   return `${algorithm}:${h.digest("hex")}`
+}
+
+/**
+ * The names the layer directory `<root>/<target>` answers to, by its own `info`: its blob
+ * digest and its TOC digest. Undefined when there is no readable info to ask (other checks
+ * report that).
+ */
+const namesOf = (root: string, target: string): ReadonlySet<string> | undefined => {
+  if (!isDigest(target)) return undefined
+  const r = readPoolFile(path.join(root, target, "info"))
+  if (r._tag !== "Read") return undefined
+  try {
+    const info = parseLayerInfo(r.text)
+    return new Set([info.blobDigest, info.tocDigest].filter((d): d is NonNullable<typeof d> => d !== undefined))
+  } catch {
+    return undefined
+  }
 }
 
 export interface StoreCheckOptions {
@@ -134,6 +152,17 @@ export const checkStore = (root: string, x: Explained, opts: StoreCheckOptions =
       } else if (!stat(p)?.isDirectory()) {
         problems.push({ area: "alias", code: "AliasDangling", layer: blob, path: p, message: `the TOC alias points at ${target}, which is not in the store` })
       }
+      // whatever the log says: the layer it points at must answer to this name
+      const names = target === undefined ? undefined : namesOf(root, target)
+      if (names !== undefined && !names.has(e.name)) {
+        problems.push({
+          area: "alias",
+          code: "AliasWrongLayer",
+          layer: target,
+          path: p,
+          message: `the alias ${e.name} points at ${target}, whose info names it ${[...names].join(" / ")}: it serves another layer's tree`,
+        })
+      }
       continue
     }
     const ref = e.isDirectory() ? decodeRef(e.name) : undefined
@@ -192,11 +221,35 @@ const checkCommitted = (root: string, digest: string, rec: LayerRecord, opts: St
       complete = false
     }
   }
+  // a linked layer's diff and blob stay inside the pool it was linked from
+  if (rec.pool !== undefined) {
+    let pool: string | undefined
+    try {
+      pool = fs.realpathSync(rec.pool)
+    } catch {
+      pool = undefined // a pool that is gone: LinkBroken says so
+    }
+    for (const name of ["diff", "blob"] as const) {
+      const p = path.join(dir, name)
+      if (pool === undefined || !lstat(p)?.isSymbolicLink()) continue
+      let real: string
+      try {
+        real = fs.realpathSync(p)
+      } catch {
+        continue
+      }
+      if (real !== pool && !real.startsWith(pool.endsWith("/") ? pool : pool + "/")) {
+        out.push(at("LinkOutsidePool", `${name} resolves to ${real}, outside the pool ${rec.pool} it was linked from`, p))
+      }
+    }
+  }
   const infoFile = path.join(dir, "info")
   if (stat(infoFile)) {
     let info: ReturnType<typeof parseLayerInfo> | undefined
     try {
-      info = parseLayerInfo(fs.readFileSync(infoFile, "utf8"))
+      const r = readPoolFile(infoFile)
+      if (r._tag !== "Read") throw new Error(r._tag === "Refused" ? r.reason.replace("the pool's", "the") : "it vanished")
+      info = parseLayerInfo(r.text)
     } catch (e) {
       out.push(at("InfoUnreadable", `info is not readable JSON: ${(e as Error).message}`, infoFile))
     }
@@ -281,6 +334,16 @@ const checkRefView = (
       })
     } else if (!stat(p)) {
       out.push({ area: "ref", code: "RefEntryDangling", layer: blob, path: p, message: `${ref}'s view points at ${target}, which is not in the store` })
+    }
+    const names = namesOf(path.dirname(dir), blob)
+    if (names !== undefined && !names.has(e.name)) {
+      out.push({
+        area: "ref",
+        code: "RefEntryWrongLayer",
+        layer: blob,
+        path: p,
+        message: `${ref}'s view names ${e.name} -> ${target}, whose info names it ${[...names].join(" / ")}: podman would get another layer's tree`,
+      })
     }
   }
   return out
