@@ -19,8 +19,8 @@ export const storageConfAdvice = (root: string, storage: Resolved = hostStorage(
   const current = storage.ok ? storage.settings : undefined
   const file = current?.file ?? storageConfTarget(host)
   const now = storage.ok
-    ? current?.file ? `podman reads ${current.file} now; make it:` : `podman reads no storage.conf now; create ${file}:`
-    : `podman cannot start with ${storage.failure.file} now (${storage.failure.error}); make it:`
+    ? current?.file ? `podman reads ${current.file} now; set these in it (keep its other settings):` : `podman reads no storage.conf now; create ${file}:`
+    : `podman cannot start with ${storage.failure.file} now (${storage.failure.error}); fix it to read:`
   return [
     `# ${now}`,
     storageConfSnippet(root, current, host),
