@@ -24,6 +24,7 @@ import { errnoCode, ioFailure, LayerIoError, LayerRejected } from "./errors.ts"
 import { type Compression, declaredCompression, knownLayerMediaTypes, SNIFF_BYTES, sniffCompression } from "./MediaType.ts"
 import { OverlayWriter } from "./OverlayWriter.ts"
 import { TarFormatError, TarNameError, type TarEntry, TarParser, type TarSink } from "./TarParser.ts"
+import { blobTooLong, checkBlob, checkDiffId } from "../verify/Blob.ts"
 import { ESTARGZ_TOC_NAME, hashed, RangeHasher, tocExpectation, verifyToc, ZSTD_CHUNKED_FOOTER_SIZE } from "../verify/Toc.ts"
 
 export interface IngestInput {
@@ -218,13 +219,7 @@ const runIngest = async (input: IngestInput, sys: SyscallsApi, signal: AbortSign
         if (signal.aborted) throw new Aborted("interrupted")
         const at = blobSize
         blobSize += chunk.length
-        if (blobSize > input.size) {
-          throw rejected(
-            "BlobSizeMismatch",
-            `layer ${layer}: the registry sent more than the ${input.size} bytes the manifest declares; ` +
-              `the download was stopped. Retry the pull; if it persists, the registry or a proxy serves wrong content.`,
-          )
-        }
+        if (blobSize > input.size) throw blobTooLong(layer, input.size)
         blobHash.update(chunk)
         try {
           let off = 0
@@ -268,30 +263,13 @@ const runIngest = async (input: IngestInput, sys: SyscallsApi, signal: AbortSign
   }
 
   // the download first: a bad blob explains any content failure
-  if (blobSize !== input.size) {
-    throw rejected(
-      "BlobSizeMismatch",
-      `layer ${layer}: the registry sent ${blobSize} bytes, the manifest declares ${input.size}; ` +
-        `the download was cut short. Retry the pull.`,
-    )
-  }
-  const blobDigest = `${blobAlg}:${blobHash.digest("hex")}` as Digest
-  if (blobDigest !== input.digest) {
-    throw rejected(
-      "BlobDigestMismatch",
-      `layer ${layer}: the blob received has digest ${blobDigest}; the download was corrupted or the ` +
-        `registry serves other content under this digest. Retry the pull; if it persists, check the registry or mirror.`,
-    )
-  }
+  const blobDigest = hashed(blobAlg, blobHash)
+  const badBlob = checkBlob(layer, { size: blobSize, digest: blobDigest }, { size: input.size })
+  if (badBlob !== undefined) throw badBlob
   if (failure !== undefined) throw failure
-  const diffId = diffIsBlob ? blobDigest : `${diffAlg}:${diffHash.digest("hex")}` as Digest
-  if (diffId !== input.diffId) {
-    throw rejected(
-      "DiffIdMismatch",
-      `layer ${layer}: the uncompressed layer has digest ${diffId}, but the image config's rootfs.diff_ids ` +
-        `says ${input.diffId}. The image is inconsistent: rebuild or re-push it.`,
-    )
-  }
+  const diffId = diffIsBlob ? blobDigest : hashed(diffAlg, diffHash)
+  const badDiff = checkDiffId(layer, diffId, input.diffId)
+  if (badDiff !== undefined) throw badDiff
   const tocDigest = toc === undefined ? undefined : verifyToc(layer, toc, {
     blobPath: input.blobPath,
     blobSize,

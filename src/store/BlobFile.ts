@@ -1,12 +1,12 @@
 /**
  * Saving a blob that is not extracted (a pool shows the tree, the registry gives the blob):
- * streamed to a file while hashed, kept only when digest and size match.
+ * streamed to a file while hashed, kept only when digest and size match (verify/Blob.ts).
  */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { digestAlgorithm, type Digest } from "../domain/Digest.ts"
-import { LayerRejected } from "../extract/errors.ts"
+import { checkBlob } from "../verify/Blob.ts"
 import { ioError } from "./errors.ts"
 
 export const saveBlob = (source: AsyncIterable<Uint8Array>, file: string, digest: Digest, size: number) =>
@@ -31,16 +31,7 @@ export const saveBlob = (source: AsyncIterable<Uint8Array>, file: string, digest
     },
     // the source's typed failures (the registry gave up) pass through; the rest is local I/O
     catch: (e) => (e instanceof Error && "_tag" in e ? (e as Error & { _tag: string }) : ioError("write blob", file)(e)),
-  }).pipe(Effect.flatMap(({ n, got }) =>
-    n !== size
-      ? Effect.fail(new LayerRejected({
-        code: "BlobSizeMismatch",
-        message: `blob ${digest}: the registry sent ${n > size ? "more than" : n} bytes, the manifest says ${size}`,
-      }))
-      : got !== digest
-      ? Effect.fail(new LayerRejected({
-        code: "BlobDigestMismatch",
-        message: `blob ${digest}: the registry sent content with digest ${got}`,
-      }))
-      : Effect.succeed(file)
-  ))
+  }).pipe(Effect.flatMap(({ n, got }) => {
+    const bad = checkBlob(digest, { size: n, digest: got }, { size })
+    return bad === undefined ? Effect.succeed(file) : Effect.fail(bad)
+  }))

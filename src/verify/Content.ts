@@ -1,12 +1,12 @@
 /**
- * Content checks for what the registry hands us: the bytes must hash to the digest we asked
- * for (and, when a descriptor says so, have its size). Pure, so it can be tested with data a
- * real registry would never serve.
+ * Manifest and config checks for what the registry hands us: the bytes must hash to the digest
+ * we asked for (and, when a descriptor says so, have its size). Pure, so it can be tested with
+ * data a real registry would never serve.
  */
 import { Either } from "effect"
 import { type Digest, digestAlgorithm } from "../domain/Digest.ts"
 import { digestBytes } from "../domain/Manifest.ts"
-import { RegistryError } from "./RegistryError.ts"
+import { RegistryError } from "../registry/RegistryError.ts"
 
 /**
  * The digest of `bytes`; with `expected`, computed with its algorithm and required to equal
