@@ -7,7 +7,8 @@
 // packages), else today. The help is read with NO_COLOR=1 through a pipe; an escape code that
 // still comes through is removed and said on stderr.
 
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 
@@ -249,14 +250,15 @@ export const renderManPage = (p: PageInput): string => {
 
 // ---------------------------------------------------------------- running the binary
 
-const readHelp = (als: string, args: ReadonlyArray<string>): string => {
+const execFileP = promisify(execFile)
+
+const readHelp = async (als: string, args: ReadonlyArray<string>): Promise<string> => {
   // BUN_BE_BUN=1 lets install.sh run this script with the compiled als itself (no bun needed);
   // the als it asks for help must run as als.
   const { BUN_BE_BUN: _, ...env } = process.env
-  const raw = execFileSync(als, [...args], {
+  const { stdout: raw } = await execFileP(als, [...args], {
     encoding: "utf8",
     env: { ...env, NO_COLOR: "1", TERM: "dumb", COLUMNS: "80" },
-    stdio: ["ignore", "pipe", "pipe"],
     maxBuffer: 16 * 1024 * 1024,
   })
   const clean = stripAnsi(raw)
@@ -274,10 +276,10 @@ const isoDate = (): string => {
 }
 
 /** Writes als.1 and als-CMD.1 for every listed command into `outDir`; returns the paths. */
-export const generate = (als: string, outDir: string, date: string): Array<string> => {
-  const version = readHelp(als, ["--version"]).trim()
+export const generate = async (als: string, outDir: string, date: string): Promise<Array<string>> => {
+  const version = (await readHelp(als, ["--version"])).trim()
   if (!/^[0-9A-Za-z.+~-]+$/.test(version)) throw new Error(`\`als --version\` printed no version: ${JSON.stringify(version)}`)
-  const top = parseHelp(readHelp(als, ["--help"]))
+  const top = parseHelp(await readHelp(als, ["--help"]))
   const commands = listedCommands(top)
   if (commands.length === 0) throw new Error("`als --help` lists no commands")
   // "An Additional Layer Store for podman, …: fills …" → "an Additional Layer Store for podman, …"
@@ -296,14 +298,15 @@ export const generate = (als: string, outDir: string, date: string): Array<strin
     "als.1",
     renderManPage({ command: undefined, help: top, summary: firstSentence || "an Additional Layer Store", version, date, commands }),
   )
-  for (const c of commands) {
-    const help = parseHelp(readHelp(als, [c.name, "--help"]))
-    write(`als-${c.name}.1`, renderManPage({ command: c.name, help, summary: c.summary, version, date, commands: [] }))
-  }
+  // all at once: each run is mostly the binary starting up
+  const helps = await Promise.all(commands.map(async (c) => parseHelp(await readHelp(als, [c.name, "--help"]))))
+  commands.forEach((c, i) => {
+    write(`als-${c.name}.1`, renderManPage({ command: c.name, help: helps[i]!, summary: c.summary, version, date, commands: [] }))
+  })
   return written
 }
 
-const main = (argv: ReadonlyArray<string>): void => {
+const main = async (argv: ReadonlyArray<string>): Promise<void> => {
   let als: string | undefined
   let out: string | undefined
   let date: string | undefined
@@ -321,14 +324,12 @@ const main = (argv: ReadonlyArray<string>): void => {
   }
   if (!als || !out) throw new Error("usage: gen-man.ts --als BIN --out DIR [--date YYYY-MM-DD]")
   if (date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new Error(`--date is not YYYY-MM-DD: ${date}`)
-  for (const f of generate(resolve(als), resolve(out), date ?? isoDate())) process.stdout.write(f + "\n")
+  for (const f of await generate(resolve(als), resolve(out), date ?? isoDate())) process.stdout.write(f + "\n")
 }
 
 if (import.meta.main) {
-  try {
-    main(process.argv.slice(2))
-  } catch (e) {
+  main(process.argv.slice(2)).catch((e: unknown) => {
     process.stderr.write(`gen-man: ${e instanceof Error ? e.message : String(e)}\n`)
     process.exit(1)
-  }
+  })
 }
