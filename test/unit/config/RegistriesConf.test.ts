@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test"
+import fc from "fast-check"
+import { stringify } from "smol-toml"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -374,5 +376,81 @@ unqualified-search-registries = ["registry.fedoraproject.org", "quay.io", "docke
   })
   test("a malformed name fails as a reference error before any lookup", () => {
     expect(() => names("Alpine")).toThrow(/invalid image reference/)
+  })
+})
+
+describe("untrusted bytes", () => {
+  // any file content: a typed configuration or a RegistriesConfError, never another exception
+  const outcome = (text: string, forceV2: boolean) => {
+    try {
+      parseRegistriesConf(text, "f.conf", forceV2)
+      return "ok"
+    } catch (e) {
+      return e instanceof RegistriesConfError ? "refused" : `threw ${String(e)}`
+    }
+  }
+  test("arbitrary text and arbitrary TOML values are parsed or refused, never thrown otherwise", () => {
+    const key = fc.constantFrom(
+      "prefix", "location", "insecure", "blocked", "mirror-by-digest-only", "pull-from-mirror", "mirror",
+      "unqualified-search-registries", "short-name-mode", "aliases", "registry", "registries", "x",
+    )
+    const scalar = fc.oneof(fc.string(), fc.boolean(), fc.integer(), fc.constantFrom("", "*.a.example", "a.example/ns", "https://x", "enforcing", "digest-only"))
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: "small" }, scalar, fc.array(tie("v"), { maxLength: 3 }), fc.dictionary(key, tie("v"), { maxKeys: 4 })),
+    })).v
+    fc.assert(
+      fc.property(fc.dictionary(key, value, { maxKeys: 5 }), fc.boolean(), (doc, forceV2) => {
+        let text: string
+        try {
+          text = stringify(doc)
+        } catch {
+          return true // not representable in TOML (e.g. mixed arrays of tables)
+        }
+        return outcome(text, forceV2) !== "" && !outcome(text, forceV2).startsWith("threw")
+      }),
+      { numRuns: 2000 },
+    )
+    fc.assert(fc.property(fc.string({ maxLength: 200 }), fc.boolean(), (text, forceV2) => !outcome(text, forceV2).startsWith("threw")), { numRuns: 2000 })
+  })
+
+  test("plausible files: valid ones give pull sources for any name under their prefixes, or a RegistriesConfError", () => {
+    const loc = fc.constantFrom("", "a.example", "a.example/ns", "b.example:5000", "*.w.example", "https://x.example", "a.example/", "UPPER.example/X")
+    const endpoint = { location: loc, insecure: fc.boolean() }
+    const mirror = fc.record({ ...endpoint, "pull-from-mirror": fc.constantFrom("all", "digest-only", "tag-only", "") }, { requiredKeys: ["location"] })
+    const registry = fc.record(
+      { prefix: loc, ...endpoint, blocked: fc.boolean(), "mirror-by-digest-only": fc.boolean(), mirror: fc.array(mirror, { maxLength: 3 }) },
+      { requiredKeys: [] },
+    )
+    const doc = fc.record(
+      {
+        registry: fc.array(registry, { maxLength: 4 }),
+        "unqualified-search-registries": fc.array(fc.constantFrom("quay.io", "b.example:5000", "bad/ns"), { maxLength: 3 }),
+        aliases: fc.dictionary(fc.constantFrom("a", "b/c", "x:1", "Q"), fc.constantFrom("quay.io/a", "", "a.example/ns/x", "bad", "quay.io/a:1")),
+      },
+      { requiredKeys: [] },
+    )
+    const names = ["a.example/ns/app:1", `a.example/ns/app@${d}`, "b.example:5000/x", "s.w.example/y:2", "quay.io/q"]
+    let valid = 0
+    fc.assert(
+      fc.property(doc, (d0) => {
+        let c: RegistriesConf
+        try {
+          c = finishConf(parseRegistriesConf(stringify(d0), "f.conf", false), "f.conf", true)
+        } catch (e) {
+          return e instanceof RegistriesConfError
+        }
+        valid++
+        for (const n of names) {
+          try {
+            for (const s of pullSources(parseReference(n), c)) expect(typeof formatReference(s.ref)).toBe("string")
+          } catch (e) {
+            if (!(e instanceof RegistriesConfError)) throw e
+          }
+        }
+        return true
+      }),
+      { numRuns: 1500 },
+    )
+    expect(valid).toBeGreaterThan(100) // the generator reaches the valid paths
   })
 })
