@@ -80,9 +80,12 @@ export const checkArgv = (table: FlagTable, argv: ReadonlyArray<string>): string
     if (takesValue === undefined) {
       return `unknown flag ${safeText(name, 200)} for \`als ${command}\` (see als ${command} --help)`
     }
-    if (takesValue && eq === -1) {
-      if (i + 1 >= words.length) return `${name} needs a value (see als ${command} --help)`
-      i++
+    if (takesValue) {
+      if (eq === -1 && i + 1 >= words.length) return `${name} needs a value (see als ${command} --help)`
+      // @effect/cli drops an empty value of a repeatable flag without a word: refused here
+      const v = eq === -1 ? words[i + 1]! : w.slice(eq + 1)
+      if (v.trim() === "") return `${name} "${v}" ${v === "" ? "is empty" : "is only whitespace"} (see als ${command} --help)`
+      if (eq === -1) i++
     }
   }
   return undefined

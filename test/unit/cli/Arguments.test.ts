@@ -127,8 +127,11 @@ describe("the command line before @effect/cli", () => {
     expect(checkArgv(table, ["nosuch", "--bogus"])).toBeUndefined()
   })
 
-  test("a flag that needs a value and has none is refused", () => {
+  test("a flag that needs a value and has none, or an empty one, is refused", () => {
     expect(checkArgv(table, ["ls", "--root"])).toContain("--root needs a value")
+    expect(checkArgv(table, ["pull", "--pool", "", "alpine"])).toContain('--pool "" is empty')
+    expect(checkArgv(table, ["pull", "--pool=", "alpine"])).toContain('--pool "" is empty')
+    expect(checkArgv(table, ["ls", "--root", "  "])).toContain('--root "  " is only whitespace')
   })
 
   test("control characters in any word are refused, shown escaped", () => {
