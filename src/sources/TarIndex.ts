@@ -31,14 +31,20 @@ const cString = (b: Uint8Array, start: number, len: number): string => {
   return decoder.decode(b.subarray(start, end))
 }
 
-/** An octal field, or GNU base-256 (high bit set) for sizes of 8 GiB and more. */
-const numeric = (b: Uint8Array, start: number, len: number): number => {
+/**
+ * An octal field, or GNU base-256 (high bit set) for sizes of 8 GiB and more; undefined for
+ * anything else (a sign, a non-octal digit, a negative or unsafely large base-256 number), as
+ * Go's archive/tar refuses them: parseInt would read "-1" or "1e5" as a number.
+ */
+const numeric = (b: Uint8Array, start: number, len: number): number | undefined => {
   if ((b[start]! & 0x80) !== 0) {
+    if (b[start] === 0xff) return undefined
     let n = b[start]! & 0x7f
     for (let i = start + 1; i < start + len; i++) n = n * 256 + b[i]!
-    return n
+    return Number.isSafeInteger(n) ? n : undefined
   }
-  const s = cString(b, start, len).trim()
+  const s = cString(b, start, len).replace(/^ +| +$/g, "")
+  if (!/^[0-7]*$/.test(s)) return undefined
   return s === "" ? 0 : parseInt(s, 8)
 }
 
@@ -48,6 +54,9 @@ const checksumOk = (h: Uint8Array): boolean => {
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!
   return sum === stored
 }
+
+/** Types with no data, whatever their size field says (Go reads none for them either). */
+const headerOnly = new Set(["1", "2", "3", "4", "5", "6"])
 
 /** `./a//b/` → `a/b`: members are looked up by the clean path. */
 export const cleanPath = (p: string): string => {
@@ -103,7 +112,9 @@ export const indexTar = (file: string): Map<string, TarMember> => {
       if (h.every((x) => x === 0)) return members
       if (!checksumOk(h)) throw new TarIndexError(pos, "bad header checksum: not a tar file, or damaged")
       const typeflag = String.fromCharCode(h[156]!)
-      let dataSize = numeric(h, 124, 12)
+      const sizeField = numeric(h, 124, 12)
+      if (sizeField === undefined) throw new TarIndexError(pos, "invalid size field in a tar header: damaged archive")
+      let dataSize = headerOnly.has(typeflag) ? 0 : sizeField
       const dataAt = pos + BLOCK
       const next = () => dataAt + Math.ceil(dataSize / BLOCK) * BLOCK
       if (typeflag === "x" || typeflag === "L" || typeflag === "K") {
@@ -123,7 +134,12 @@ export const indexTar = (file: string): Map<string, TarMember> => {
       const prefix = ustar ? cString(h, 345, 155) : ""
       const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cString(h, 0, 100)}` : cString(h, 0, 100))
       const linkname = pax.linkpath ?? longLink ?? cString(h, 157, 100)
-      if (pax.size !== undefined && /^\d+$/.test(pax.size)) dataSize = Number(pax.size)
+      if (pax.size !== undefined) {
+        if (!/^\d+$/.test(pax.size) || !Number.isSafeInteger(Number(pax.size))) {
+          throw new TarIndexError(pos, `invalid PAX size ${JSON.stringify(pax.size.slice(0, 40))}: damaged archive`)
+        }
+        if (!headerOnly.has(typeflag)) dataSize = Number(pax.size)
+      }
       const type: TarMember["type"] = typeflag === "0" || typeflag === "\0" || typeflag === "7"
         ? "file"
         : typeflag === "5"
