@@ -179,12 +179,23 @@ export const checkStore = (root: string, x: Explained, opts: StoreCheckOptions =
     })
   }
 
-  for (const [digest, rec] of layers) problems.push(...checkCommitted(root, digest, rec, opts))
+  for (const [digest, rec] of layers) {
+    // the log is read, not trusted: a "digest" in it that does not parse never becomes a path
+    if (!isDigest(digest) || (rec.tocDigest !== undefined && !isDigest(rec.tocDigest))) {
+      problems.push({
+        area: "log",
+        code: "LogDecode",
+        message: `a LayerCommitted event names ${JSON.stringify(isDigest(digest) ? rec.tocDigest : digest).slice(0, 200)}, which is not a digest`,
+      })
+      continue
+    }
+    problems.push(...checkCommitted(root, digest, rec, opts))
+  }
 
   // every layer the log indexed under a ref (and that is still committed) has its entry
   for (const [ref, r] of x.state.refs) {
     for (const d of r.layers) {
-      if (!committed(d)) continue
+      if (!isDigest(d) || !committed(d)) continue
       const entry = path.join(root, encodeRef(ref), d)
       if (!lstat(entry)) {
         problems.push({

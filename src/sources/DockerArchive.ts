@@ -6,7 +6,7 @@
  * config's digest is computed too. Files named after a digest are checked against it.
  */
 import { Effect, Either, Schema } from "effect"
-import { type Digest, isDigest } from "../domain/Digest.ts"
+import { type Digest, isDigest, parseDigest } from "../domain/Digest.ts"
 import { configPlatform, digestBytes, MediaType, parseImageConfig } from "../domain/Manifest.ts"
 import { formatPlatform } from "../domain/Platform.ts"
 import { formatReference, isReference, parseReference } from "../domain/Reference.ts"
@@ -132,7 +132,7 @@ export const resolveArchive = (tree: FileTree, label: string, entry: ArchiveEntr
       if (mediaType === undefined) {
         return yield* sourceError("UnsupportedMediaType", label, `layer ${i} (${name}) is neither a tar nor gzip- or zstd-compressed`)
       }
-      const digest = `sha256:${yield* io(() => tree.hash(name, "sha256"))}` as Digest
+      const digest = parseDigest(`sha256:${yield* io(() => tree.hash(name, "sha256"))}`)
       const named = claimedDigest(name)
       // podman names a layer file by its DiffID, docker >= 25 by its blob digest: either holds
       if (named !== undefined && named !== digest && !(mediaType === MediaType.OciLayer && named === diffIds[i])) {
