@@ -90,6 +90,6 @@ describe("als audit after real pulls", () => {
   test("a directory that is not a store is a usage error", async () => {
     const r = await als(["audit", "--root", join(work, "nowhere")])
     expect(r.exitCode).toBe(2)
-    expect(r.stderr).toContain("is not an als store")
+    expect(r.stderr).toContain("not an als store (als init DIR)")
   })
 })
