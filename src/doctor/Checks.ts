@@ -190,6 +190,17 @@ export const judgeStorageConf = (
   const graph = `graph root ${s.graphroot}`
   if (s.file === undefined) {
     const looked = s.searched.map((f) => f.path).join(", ")
+    const system = s.searched.find((f) => f.exists)
+    if (system !== undefined) {
+      // rootless podman without a file of its own takes only a few settings from the system's
+      return at(check(
+        id,
+        title,
+        "warn",
+        `podman (rootless) has no storage.conf of its own (${advice.target}); from ${system.path} it takes only the driver and rootless_storage_path, never its additional layer stores (${graph})`,
+        `create ${advice.target} with:\n${advice.snippet}\nor per command: ${perCommand}`,
+      ))
+    }
     return at(check(
       id,
       title,

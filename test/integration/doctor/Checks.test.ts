@@ -61,6 +61,16 @@ describe("storage.conf", () => {
     expect(bad.detail).toContain(etc)
   })
 
+  test("rootless with only a system file: podman takes no stores from it, and doctor says so", () => {
+    const user = { env: { XDG_RUNTIME_DIR: "/rt" }, uid: 1000, home: "/home/u" }
+    const r = resolveStorage(user, reader(`[storage]\ndriver = "overlay"\nrunroot = "/r"\ngraphroot = "/g"\n[storage.options]\nadditionallayerstores = ["/s:ref"]\n`))
+    const c = judgeStorageConf("/s", r, samePathString, { target: "/home/u/.config/containers/storage.conf", snippet: "[storage]" })
+    expect(c.status).toBe("warn")
+    expect(c.detail).toContain("never its additional layer stores")
+    expect(c.facts?.graphroot).toBe("/home/u/.local/share/containers/storage")
+    expect(c.fix).toContain("create /home/u/.config/containers/storage.conf")
+  })
+
   test("no storage.conf at all: a warning whose fix is a whole file podman accepts", () => {
     const none = judgeText(undefined, "/s")
     expect(none.status).toBe("warn")
