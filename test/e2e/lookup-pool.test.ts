@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { existsSync, lstatSync, mkdirSync, readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { als, alsLog, describeResult, eventsOf, type AlsLogEvent } from "../lib/als.ts"
+import { als, alsLog, alsOk, describeResult, eventsOf, type AlsLogEvent } from "../lib/als.ts"
 import { buildFeatureImage, push, type FeatureImage, type PushedImage } from "../lib/images.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
@@ -39,7 +39,11 @@ afterAll(async () => {
   await registry?.stop()
 }, 5 * MIN)
 
-const lookup = (digest: string, root: string, extra: ReadonlyArray<string> = []) => als(["lookup", digest, "--root", root, ...extra])
+/** `als lookup` on `root`, made a store first (`als init`): lookup refuses a directory that is not one. */
+const lookup = async (digest: string, root: string, extra: ReadonlyArray<string> = []) => {
+  if (!existsSync(join(root, ".als"))) await alsOk(["init", "--root", root])
+  return als(["lookup", digest, "--root", root, ...extra])
+}
 
 /** Events of the workflow that ran last (one `als lookup` is one workflow). */
 const lastWorkflow = (log: ReadonlyArray<AlsLogEvent>): AlsLogEvent[] => {

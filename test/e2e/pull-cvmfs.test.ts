@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { lstatSync, mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { als, alsLog, eventsOf } from "../lib/als.ts"
+import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { pushLayout, type RegistryHandle, startRegistry } from "../lib/registry.ts"
 import { runOk } from "../lib/sh.ts"
@@ -42,6 +42,7 @@ describe("CVMFS-style pool", () => {
     await runOk(["cp", "-a", join(full, base, "diff"), layerfs])
 
     const root = res.tempDir("cvmfs-store")
+    await alsOk(["init", "--root", root]) // lookup needs a store
     const lookup = await als(["lookup", base, "--ref", ref, "--pool", cvmfs, "--root", root])
     expect(lookup.exitCode).toBe(1)
     expect(lookup.stderr).toContain("shows it, but")
