@@ -192,10 +192,12 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
 
 /**
  * One layer of a resolved image through lookup → pool → link → pull, under its layer lock:
- * the entry point `als serve` takes when a client looks up a layer the store lacks.
+ * the entry point `als serve` takes when a client looks up a layer the store lacks. Pass a
+ * `pin` (store/Pins.ts acquirePin) held until the layer is named by a ref, or gc may remove it
+ * in between.
  */
-export const acquireLayer = (source: ImageSource, layer: SourceLayer, opts: PullOptions) =>
-  layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 })
+export const acquireLayer = (source: ImageSource, layer: SourceLayer, opts: PullOptions, pin?: Pin) =>
+  layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 }, pin)
 
 /** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
 const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
