@@ -23,7 +23,8 @@ import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { UsageError } from "./UsageError.ts"
 
-const mountpoint = Args.directory({ name: "MOUNTPOINT", exists: "yes" }).pipe(
+// text, not Args.directory: a stale mount left by a killed server fails stat (ENOTCONN) and is cleared later
+const mountpoint = Args.text({ name: "MOUNTPOINT" }).pipe(
   Args.withDescription("an empty directory to mount the store's filesystem on (podman: additionallayerstore=MOUNTPOINT:ref)"),
 )
 const pool = Options.text("pool").pipe(
@@ -72,7 +73,14 @@ export const serveCommand = Command.make(
       if (mnt === root || mnt.startsWith(root + path.sep) || root.startsWith(mnt + path.sep)) {
         return yield* new UsageError({ message: `MOUNTPOINT ${mnt} must lie outside the store ${root} (and not contain it)` })
       }
-      if (!fs.statSync(mnt).isDirectory()) return yield* new UsageError({ message: `MOUNTPOINT ${mnt} is not a directory` })
+      const kind = (() => {
+        try {
+          return fs.statSync(mnt).isDirectory() ? "dir" : "other"
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code === "ENOTCONN" ? "stale" : "missing"
+        }
+      })()
+      if (kind !== "dir" && kind !== "stale") return yield* new UsageError({ message: `MOUNTPOINT ${mnt} is not a directory` })
       const plat: Platform = yield* Option.match(a.platform, {
         onNone: () => Effect.succeed(detectHostPlatform()),
         onSome: (p) =>
@@ -112,7 +120,7 @@ export const serveCommand = Command.make(
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), ReporterSilent),
         // registries.conf and certs.d, as podman reads them (src/config)
-        withPodmanRegistries(a.certDir, RegistryTransport.Live, (t, insecureHosts) => registryLayer({ ...a, insecureHosts }, t)),
+        withPodmanRegistries(a.certDir, RegistryTransport.Live, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
       )),
     ),
 ).pipe(Command.withDescription(

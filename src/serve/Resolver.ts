@@ -13,7 +13,7 @@
  *   itself); the acquisition goes on, so the next lookup finds the layer. A failure is an event
  *   (PullFailed with the layer) and is never remembered: the next lookup tries again.
  */
-import { Data, Effect, Runtime } from "effect"
+import { Cause, Data, Effect, Runtime } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
@@ -60,6 +60,9 @@ export class LayerNotInImage extends Data.TaggedError("LayerNotInImage")<{ reado
 }
 
 type Services = LayerStore | Journal | RegistryClient | Reporter | StoreConfig | Syscalls
+
+/** The error a failed Runtime.runPromise carries, as the effect failed with it. */
+const unwrap = (e: unknown): unknown => (Runtime.isFiberFailure(e) ? Cause.squash(e[Runtime.FiberFailureCauseId]) : e)
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false)
 
@@ -134,7 +137,7 @@ export const makeResolver = (opts: ResolverOptions) =>
       const running = inflight.get(key)
       if (running) return running
       const p = run(journal.workflow(Effect.gen(function*() {
-        const { source, image } = yield* Effect.tryPromise({ try: () => resolveImage(ref, Date.now()), catch: (e) => e })
+        const { source, image } = yield* Effect.tryPromise({ try: () => resolveImage(ref, Date.now()), catch: unwrap })
         const layer = image.layers.find((l) => l.digest === key || tocAnnotation(l.annotations) === key)
         if (!layer) return yield* new LayerNotInImage({ ref, key })
         yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })

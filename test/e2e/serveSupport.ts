@@ -8,8 +8,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import * as tar from "tar-stream"
-import { alsCommand, type AlsLogEvent } from "../lib/als.ts"
+import { alsCommand, type AlsLogEvent, REPO_ROOT } from "../lib/als.ts"
 import { type BuiltLayer, pushLayout, writeOciImage } from "../lib/registry.ts"
+
+const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun")
 
 export interface Serving {
   readonly pid: number
@@ -27,7 +29,9 @@ export interface Serving {
  * (event-based: its stderr line, not a sleep). Throws with its output if it exits first.
  */
 export const startServe = async (root: string, mnt: string, extra: ReadonlyArray<string> = []): Promise<Serving> => {
-  const prefix = await alsCommand()
+  // `npx bun …` would take the signals meant for als: run the pinned bun itself
+  const prefix = (await alsCommand()).map((w, i, all) => (w === "npx" && all[i + 1] === "bun" ? "" : w === "bun" && all[i - 1] === "npx" ? BUN : w))
+    .filter((w) => w !== "")
   const proc = Bun.spawn([...prefix, "serve", "--root", root, "--tls-verify=false", ...extra, mnt], {
     stdout: "ignore",
     stderr: "pipe",
