@@ -20,6 +20,9 @@ const IN_POOL = `sha256:${hex("c")}`
 
 /** A store with one complete layer, and a pool store holding another. */
 const makeStore = (root: string, pool: string) => {
+  // a store is a directory with .als/log (lookup refuses any other directory): an empty log
+  mkdirSync(join(root, ".als"), { recursive: true })
+  writeFileSync(join(root, ".als", "log"), "", { mode: 0o600 })
   const layer = join(root, FOUND)
   mkdirSync(join(layer, "diff"), { recursive: true })
   writeFileSync(join(layer, "blob"), "blob")
