@@ -8,7 +8,7 @@
  *   <root>/.als/                               ours: log, staging, locks (never read by clients)
  */
 import * as path from "node:path"
-import type { Digest } from "./Digest.ts"
+import { type Digest, parseDigest } from "./Digest.ts"
 
 export interface StorePaths {
   readonly root: string
@@ -31,6 +31,20 @@ export const decodeRef = (name: string): string | undefined => {
   return encodeRef(ref) === name ? ref : undefined
 }
 
+/**
+ * The view's directory name for a ref. A parsed reference never encodes to a name holding `/`
+ * (only a byte such as `?` or DEL can give base64's 63rd letter), so one that does was never
+ * parsed: refused rather than made into nested directories.
+ */
+export const refName = (ref: string): string => {
+  const name = encodeRef(ref)
+  if (ref === "" || name.includes("/")) throw new Error(`not a reference, refused as a :ref view name: ${JSON.stringify(ref).slice(0, 200)}`)
+  return name
+}
+
+/** A digest-named path only from a digest that parses (a cast elsewhere cannot slip through). */
+const digestName = (key: Digest): string => parseDigest(key)
+
 export const storePaths = (root: string): StorePaths => {
   const r = path.resolve(root)
   const als = path.join(r, ".als")
@@ -41,9 +55,9 @@ export const storePaths = (root: string): StorePaths => {
     staging: path.join(als, "staging"),
     locks: path.join(als, "locks"),
     pool: path.join(r, ".pool"),
-    layer: (key) => path.join(r, key),
-    refDir: (ref) => path.join(r, encodeRef(ref)),
-    refEntry: (ref, key) => path.join(r, encodeRef(ref), key),
+    layer: (key) => path.join(r, digestName(key)),
+    refDir: (ref) => path.join(r, refName(ref)),
+    refEntry: (ref, key) => path.join(r, refName(ref), digestName(key)),
   }
 }
 

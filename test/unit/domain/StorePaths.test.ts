@@ -33,3 +33,17 @@ describe("Digest", () => {
     expect(() => parseDigest(`sha256:${"ab".repeat(32)}/x`)).toThrow()
   })
 })
+
+describe("StorePaths refuses what was never parsed (issue 11, class 2)", () => {
+  const p = storePaths("/s")
+  test("a layer path only from a digest that parses, even when a cast let a string through", () => {
+    expect(() => p.layer("sha256:../../etc" as never)).toThrow()
+    expect(() => p.refEntry("a/b:1", "../x" as never)).toThrow()
+  })
+  test("a :ref view name never holds a slash (only an unparsed ref encodes to one)", () => {
+    expect(encodeRef("ab?")).toBe("YWI/")
+    expect(() => p.refDir("ab?")).toThrow()
+    expect(() => p.refDir("")).toThrow()
+    expect(p.refDir("docker.io/library/alpine:3.19")).toBe(`/s/${encodeRef("docker.io/library/alpine:3.19")}`)
+  })
+})
