@@ -82,13 +82,14 @@ export const registryLayer = (
     authfile: Option.Option<string>
     timeout?: Option.Option<number>
     insecureHosts?: ReadonlyArray<string>
+    credsFor?: (registry: string) => boolean
   },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
   RegistryClient.Default.pipe(
     Layer.provide(Layer.mergeAll(
       transport,
-      Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile) }),
+      Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile), credsFor: a.credsFor }),
       Layer.succeed(RegistryConfig, {
         ...defaultRegistryConfig,
         tlsVerify: a.tlsVerify,
@@ -153,7 +154,7 @@ export const pullCommand = Command.make(
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json)), seams.ids),
         // registries.conf and certs.d, as podman reads them (src/config)
-        withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts) => registryLayer({ ...a, insecureHosts }, t)),
+        withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
       )),
     ))),
 ).pipe(Command.withDescription(

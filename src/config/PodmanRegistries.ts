@@ -8,7 +8,7 @@ import * as os from "node:os"
 import type { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { RegistriesPolicy, type RegistriesPolicyShape } from "./ConfiguredSource.ts"
 import type { CertsEnv } from "./CertsDir.ts"
-import { insecureHosts } from "./PullSources.ts"
+import { credsFor, insecureHosts } from "./PullSources.ts"
 import type { RegistriesConfError } from "./RegistriesConf.ts"
 import { type ConfEnv, hostConfEnv, loadRegistriesConf } from "./RegistriesConfFiles.ts"
 import { withCertsDir } from "./TlsTransport.ts"
@@ -16,6 +16,8 @@ import { withCertsDir } from "./TlsTransport.ts"
 export interface PodmanRegistries {
   readonly policy: RegistriesPolicyShape
   readonly insecureHosts: ReadonlyArray<string>
+  /** the registries --creds may go to (not mirrors on other hosts) */
+  readonly credsFor: (registry: string) => boolean
   readonly certs: CertsEnv
 }
 
@@ -27,6 +29,7 @@ export const podmanRegistries = (
   Effect.map(loadRegistriesConf(env), (conf) => ({
     policy: { conf, tty },
     insecureHosts: insecureHosts(conf),
+    credsFor: credsFor(conf),
     certs: { certDir, home: env.home || os.homedir() },
   }))
 
@@ -37,9 +40,13 @@ export const podmanRegistries = (
 export const withPodmanRegistries = <A, E, R>(
   certDir: Option.Option<string>,
   transport: Layer.Layer<RegistryTransport>,
-  client: (transport: Layer.Layer<RegistryTransport>, insecureHosts: ReadonlyArray<string>) => Layer.Layer<A, E, R>,
+  client: (
+    transport: Layer.Layer<RegistryTransport>,
+    insecureHosts: ReadonlyArray<string>,
+    credsFor: (registry: string) => boolean,
+  ) => Layer.Layer<A, E, R>,
 ) =>
   Layer.unwrapEffect(
     Effect.map(podmanRegistries(Option.getOrUndefined(certDir)), (p) =>
-      Layer.merge(Layer.succeed(RegistriesPolicy, p.policy), client(withCertsDir(p.certs, transport), p.insecureHosts))),
+      Layer.merge(Layer.succeed(RegistriesPolicy, p.policy), client(withCertsDir(p.certs, transport), p.insecureHosts, p.credsFor))),
   )

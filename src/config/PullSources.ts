@@ -73,3 +73,19 @@ export const insecureHosts = (conf: Pick<RegistriesConf, "registries">): Readonl
   }
   return [...hosts]
 }
+
+/**
+ * Whether `--creds` may go to `registry`. podman gives the user's credentials only to the
+ * registry a name belongs to; a mirror or rewritten location on another host gets the auth
+ * files' credentials instead. Here: hosts that registries.conf names only as mirrors or
+ * rewrite targets (never as a prefix) do not get --creds.
+ */
+export const credsFor = (conf: Pick<RegistriesConf, "registries">): ((registry: string) => boolean) => {
+  const prefixHosts = new Set(conf.registries.map((r) => hostOfLocation(r.prefix)))
+  const foreign = new Set<string>()
+  for (const r of conf.registries) {
+    const targets = [r.location, ...r.mirrors.map((m) => m.location)].filter((l) => l !== "").map(hostOfLocation)
+    for (const h of targets) if (!prefixHosts.has(h)) foreign.add(h)
+  }
+  return (registry) => !foreign.has(registry)
+}

@@ -36,6 +36,11 @@ export interface KeychainOptions {
   readonly creds?: string | undefined
   /** `--authfile FILE` */
   readonly authfile?: string | undefined
+  /**
+   * the registries --creds is for; others (mirrors on other hosts, as podman does) use the
+   * auth files. Every registry when unset.
+   */
+  readonly credsFor?: ((registry: string) => boolean) | undefined
   /** environment to read paths and PATH from; process.env by default */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
 }
@@ -55,6 +60,11 @@ export class Keychain extends Context.Tag("als/Keychain")<
         const env = options.env ?? process.env
         if (options.creds !== undefined) {
           const creds = yield* parseCreds(options.creds)
+          const credsFor = options.credsFor
+          if (credsFor) {
+            const files = authFilePaths(options.authfile, env)
+            return { lookup: (registry, repository) => credsFor(registry) ? Effect.succeed(creds) : lookupInFiles(files, registry, repository, env) }
+          }
           return { lookup: () => Effect.succeed(creds) }
         }
         const files = authFilePaths(options.authfile, env)

@@ -9,7 +9,8 @@ import { existsSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { als, type AlsResult, describeResult } from "../../lib/als.ts"
 import { createPodman, type Podman } from "../../lib/podman.ts"
-import { makeTempDir, type RegistryHandle, startRegistry } from "../../lib/registry.ts"
+import { startFaultProxy } from "../../lib/faultProxy.ts"
+import { makeTempDir, pushLayout, type RegistryHandle, startRegistry } from "../../lib/registry.ts"
 import { b64, completedRefs, deadPort, MIN, podmanPull, pushTo, type SmallImage, smallImage } from "./support.ts"
 
 let origin: RegistryHandle
@@ -239,5 +240,40 @@ insecure = true
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toContain(s.conf)
     expect(r.stderr).toContain("URI schemes are not supported")
+  }, 5 * MIN)
+})
+
+describe("credentials and mirrors", () => {
+  test("--creds goes to the registry the name belongs to, never to a mirror on another host (podman's rule)", async () => {
+    const originAuth = await startRegistry({ htpasswd: { user: "owner", pass: "s3cret" } })
+    const mirrorAuth = await startRegistry({ htpasswd: { user: "other", pass: "x" } })
+    const proxy = await startFaultProxy(mirrorAuth.url)
+    try {
+      await pushLayout(img.layout, "1", `${originAuth.host}/team/app:1`, { creds: "owner:s3cret" })
+      const dir = temp("creds")
+      const conf = join(dir, "registries.conf")
+      writeFileSync(conf, `
+[[registry]]
+location = "${originAuth.host}"
+insecure = true
+[[registry.mirror]]
+location = "${proxy.host}"
+insecure = true
+`)
+      const root = join(dir, "store")
+      const name = `${originAuth.host}/team/app:1`
+      const r = await als(["pull", "--root", root, "--creds", "owner:s3cret", name], {
+        env: { CONTAINERS_REGISTRIES_CONF: conf, REGISTRY_AUTH_FILE: join(dir, "none.json"), HOME: dir },
+      })
+      expectOk(r)
+      expect(await completedRefs(root)).toEqual([name])
+      // the mirror was asked (and refused: it has other users), without the user's password
+      expect(proxy.requests.length).toBeGreaterThan(0)
+      const secret = Buffer.from("owner:s3cret").toString("base64")
+      expect(proxy.requests.filter((q) => (q.headers.authorization ?? "").includes(secret))).toEqual([])
+    } finally {
+      await proxy.stop()
+      await Promise.all([originAuth.stop(), mirrorAuth.stop()])
+    }
   }, 5 * MIN)
 })
