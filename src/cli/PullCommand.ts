@@ -18,6 +18,7 @@ import * as opt from "./options.ts"
 import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
 import { UsageError } from "./UsageError.ts"
 import { checkPullArgs, pullEach } from "./PullArgs.ts"
+import { safeText } from "../domain/SafeText.ts"
 
 const refs = Args.text({ name: "REF" }).pipe(
   Args.withDescription(
@@ -138,10 +139,11 @@ export const pullCommand = Command.make(
         const chosen = yield* imageSourceFor(r, { name: Option.getOrUndefined(a.name), platform: plat })
         yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
         if (chosen.recorded && !a.json) {
-          yield* errLine(
+          // the name may come from the archive itself (RepoTags): shown safe
+          yield* errLine(safeText(
             `recorded as ${chosen.recorded.name} (from ${chosen.recorded.origin}); podman takes these layers from the store ` +
               `when it pulls ${chosen.recorded.name} from a registry (pass --name to choose the name)`,
-          )
+          ))
         }
       }))
       if (!a.json && pulled) {
