@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { formatReference, parseReference } from "../../../src/domain/Reference.ts"
-import { insecureHosts, pullSources } from "../../../src/config/PullSources.ts"
+import { credsFor, insecureHosts, pullSources } from "../../../src/config/PullSources.ts"
 import {
   emptyPartial,
   finishConf,
@@ -316,6 +316,11 @@ prefix = "*.wild.example"
   })
   test("insecure hosts: every insecure location and mirror", () => {
     expect(insecureHosts(c)).toEqual(["digests.local"])
+  })
+  test("--creds: for the registries names belong to, not for hosts only reached as mirrors or rewrite targets", () => {
+    const may = credsFor(c)
+    expect(["docker.io", "example.com", "blocked.example", "quay.io"].map(may)).toEqual([true, true, true, true])
+    expect(["mirror.local:5000", "digests.local", "tags.local", "internal.example", "digestonly.local"].map(may)).toEqual([false, false, false, false, false])
   })
 })
 
