@@ -137,6 +137,8 @@ export const parseTokenResponse = (text: string, nowMs: number): Either.Either<T
   } catch {
     return Either.left("the token server's answer is not JSON")
   }
+  // `null` parses too, and has no fields to read
+  if (json === null || typeof json !== "object") return Either.left("the token server's answer is not a JSON object")
   const token =
     typeof json.token === "string" && json.token !== ""
       ? json.token
