@@ -12,7 +12,10 @@ import { Arbitrary as EffectArbitrary, Effect, Either, FastCheck as efc, Layer, 
 import fc from "fast-check"
 import { Buffer } from "node:buffer"
 import { Packr, Unpackr } from "msgpackr"
-import { EventLog, EventLogOn, IdsSequential, isLogError, MemoryStore } from "../../src/events/EventLog.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { EventLog, EventLogFile, EventLogOn, IdsSequential, isLogError, MemoryStore } from "../../src/events/EventLog.ts"
 import { Event } from "../../src/events/Events.ts"
 import { fastPayload, fastUnpack, Unsupported } from "../../src/events/FastUnpack.ts"
 import { FILE_HEADER } from "../../src/events/LogFormat.ts"
@@ -148,6 +151,38 @@ describe("event log readers, fuzzed", () => {
         expect(seen.map(norm)).toEqual(events.slice(0, seen.length).map(norm))
       }),
       fuzzParams(0.25),
+    )
+  }, FUZZ_TIMEOUT_MS)
+})
+
+describe("event log readers on files, fuzzed", () => {
+  /** Folds the log file at `root` with the checksum thread forced on (it starts at 16 MiB otherwise). */
+  const foldFile = (root: string, verifyThread: boolean) =>
+    Effect.runPromise(Effect.either(Effect.flatMap(EventLog, (log) => log.fold(0, (n) => n + 1)).pipe(
+      Effect.provide(EventLogFile(root, { sync: false, verifyThread, verifyThreadMinBytes: 0 }).pipe(Layer.provide(IdsSequential("fuzz")))),
+    )))
+
+  test("damaged real logs fold the same with the checksum thread as without it, and as in memory", async () => {
+    await fc.assert(
+      fc.asyncProperty(sampleEvents, fc.integer({ min: 1, max: 3 }), damage, async (events, batch, hurt) => {
+        const bytes = hurt(await writeLog(events, batch))
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "als-fuzz-log-"))
+        try {
+          fs.mkdirSync(path.join(root, ".als"))
+          fs.writeFileSync(path.join(root, ".als", "log"), bytes)
+          const threaded = await foldFile(root, true)
+          const single = await foldFile(root, false)
+          const memory = await onLog(storeOf(bytes), (log) => log.fold(0, (n) => n + 1))
+          for (const r of [threaded, single, memory]) expectTypedFailure(r)
+          const shape = (r: Either.Either<number, unknown>) =>
+            Either.isRight(r) ? { frames: r.right } : { error: (r.left as { _tag: string })._tag, at: (r.left as { offset?: number }).offset }
+          expect(shape(threaded)).toEqual(shape(single))
+          expect(shape(single)).toEqual(shape(memory))
+        } finally {
+          fs.rmSync(root, { recursive: true, force: true })
+        }
+      }),
+      fuzzParams(0.1),
     )
   }, FUZZ_TIMEOUT_MS)
 })
