@@ -12,14 +12,14 @@ import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
 import { Journal } from "../events/Journal.ts"
 import { layersInUse, refsNaming } from "../store/InUse.ts"
-import { withLayerLock } from "../store/LayerLock.ts"
+import { defaultLayerLock, withLayerLock } from "../store/LayerLock.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { livePinsOf, pinnedDigests } from "../store/Pins.ts"
 
 export interface GcOptions {
   readonly dryRun: boolean
   readonly graphroots: ReadonlyArray<string>
-  /** how long to wait for a layer another process is working on before leaving it (default 5 s) */
+  /** how long to wait for a layer another process is working on before leaving it (default: past the lock's stale time, so a dead holder's lock is taken over) */
   readonly lockWaitMs?: number
 }
 
@@ -64,7 +64,10 @@ export const gc = Effect.fn("gc")(function*(opts: GcOptions) {
       return (yield* store.remove(digest)) ? "remove" as Verdict : "gone" as Verdict
     })
   for (const c of candidates) {
-    const verdict = yield* withLayerLock(locks, c.digest, decide(c.digest), { timeoutMs: opts.lockWaitMs ?? 5_000, staleMs: 10_000 }).pipe(
+    const verdict = yield* withLayerLock(locks, c.digest, decide(c.digest), {
+      timeoutMs: opts.lockWaitMs ?? defaultLayerLock.staleMs + 5_000,
+      staleMs: defaultLayerLock.staleMs,
+    }).pipe(
       // someone is working on this layer right now: it is not garbage yet
       Effect.catchIf((e) => e._tag === "StoreIoError" && e.code === "ELOCKED", () => Effect.succeed<Verdict>("pinned")),
     )
