@@ -2,6 +2,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import { renderReport, replayRecording } from "../replay/Replay.ts"
 import { safeLines } from "../domain/SafeText.ts"
+import { asUsage, parsePathArg } from "./Arguments.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 import * as opt from "./options.ts"
 
@@ -13,7 +14,8 @@ const root = Options.text("root").pipe(
 
 export const replayCommand = Command.make("replay", { dir, root, json: opt.json }, (a) =>
   Effect.gen(function*() {
-    const report = yield* replayRecording(a.dir, { root: Option.getOrUndefined(a.root) })
+    const dir = yield* asUsage(parsePathArg(a.dir, "DIR"))
+    const report = yield* replayRecording(dir, { root: Option.getOrUndefined(a.root) })
     // a recording is outside data: what it holds reaches the terminal safe (SafeText.ts)
     yield* Console.log(a.json ? JSON.stringify(report, null, 2) : safeLines(renderReport(report), undefined, Infinity))
     if (!report.ok) setExitCode(ExitCode.notFound)
