@@ -19,8 +19,8 @@ import { ioError, type StoreIoError } from "./errors.ts"
 /** Other hosts' pins older than this belong to pulls that died without cleaning up. */
 export const OTHER_HOST_PIN_MAX_AGE_MS = 24 * 3600_000
 
-const DIR_MODE = 0o755
-const FILE_MODE = 0o644
+const DIR_MODE = 0o700
+const FILE_MODE = 0o600
 
 export const pinsDir = (alsDir: string) => path.join(alsDir, "pins")
 

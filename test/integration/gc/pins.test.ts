@@ -72,15 +72,15 @@ describe("which pins count", () => {
 
   test("the pin directory and files have fixed modes whatever the umask", async () => {
     const alsDir = join(res.tempDir("pins-mode"), ".als")
-    const old = process.umask(0o077)
+    const old = process.umask(0o277)
     try {
       await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const p = yield* acquirePin(alsDir)
         yield* p.add(A)
         const { statSync } = yield* Effect.promise(() => import("node:fs"))
-        expect(statSync(pinsDir(alsDir)).mode & 0o777).toBe(0o755)
-        expect(statSync(p.dir).mode & 0o777).toBe(0o755)
-        expect(statSync(join(p.dir, A.replace(":", "-"))).mode & 0o777).toBe(0o644)
+        expect(statSync(pinsDir(alsDir)).mode & 0o777).toBe(0o700)
+        expect(statSync(p.dir).mode & 0o777).toBe(0o700)
+        expect(statSync(join(p.dir, A.replace(":", "-"))).mode & 0o777).toBe(0o600)
       })))
     } finally {
       process.umask(old)
