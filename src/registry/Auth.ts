@@ -5,6 +5,7 @@
  */
 import { Either } from "effect"
 import type { Credentials } from "./Keychain.ts"
+import type { RemoteUrl } from "./RemoteUrl.ts"
 
 export interface Challenge {
   /** lowercase: `basic`, `bearer` */
@@ -89,16 +90,18 @@ export interface TokenRequest {
 }
 
 /**
- * The request that gets a token for `scope`: a GET with Basic credentials (or none, for an
- * anonymous token), or the OAuth2 refresh-token POST when all we hold is an identity token.
+ * The request that gets a token for `scope` from `realm` (the challenge's, parsed by the
+ * caller: RemoteUrl.ts): a GET with Basic credentials (or none, for an anonymous token), or
+ * the OAuth2 refresh-token POST when all we hold is an identity token.
  */
 export const tokenRequest = (
+  realmUrl: RemoteUrl,
   challenge: Challenge,
   scope: string | undefined,
   creds: Credentials | undefined,
   clientId = "als",
 ): TokenRequest => {
-  const realm = new URL(challenge.params.realm)
+  const realm = new URL(realmUrl)
   const service = challenge.params.service
   if (creds?.identityToken) {
     const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: creds.identityToken, client_id: clientId })

@@ -22,6 +22,7 @@ import type { Credentials, Keychain } from "./Keychain.ts"
 import { bodyError, err, hostOf, networkError, type StatusContext, statusError } from "./Messages.ts"
 import type { RegistryConfigShape } from "./RegistryConfig.ts"
 import type { RegistryError } from "./RegistryError.ts"
+import { parseRemoteUrl, type RemoteUrl, resolveLocation } from "./RemoteUrl.ts"
 
 /** What the client learned about a registry host by pinging `/v2/`. */
 export interface Endpoint {
@@ -119,10 +120,13 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
         const cached = tokens.get(key, now)
         if (cached) return cached
       }
-      const req = yield* Effect.try({
-        try: () => tokenRequest(ch, scope, creds),
-        catch: () => err("BadResponse", t.label, `${t.label}: ${ep.host} asks for a token from an invalid realm ${JSON.stringify(ch.params.realm)}`),
-      })
+      const realm = parseRemoteUrl(ch.params.realm ?? "")
+      if (Either.isLeft(realm)) {
+        return yield* fail(
+          err("BadResponse", t.label, `${t.label}: ${ep.host} asks for a token from a realm als will not follow: ${realm.left} (the realm of its WWW-Authenticate header)`),
+        )
+      }
+      const req = tokenRequest(realm.right, ch, scope, creds)
       const realmHost = hostOf(req.url)
       // a POST (refresh token) is not repeated: it is not ours to replay blindly
       const send = req.init.method === "POST" ? http.sendOnce : http.send
@@ -165,7 +169,7 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
     })
 
   /** GET with redirects followed by hand; credentials never leave the registry's origin. */
-  const follow = (ep: Endpoint, t: Target, url: string, headers: Record<string, string>) =>
+  const follow = (ep: Endpoint, t: Target, url: RemoteUrl, headers: Record<string, string>) =>
     Effect.gen(function* () {
       let current = url
       for (let hop = 0; hop <= cfg.maxRedirects; hop++) {
@@ -178,7 +182,13 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
         const location = sent.response.headers.get("location")
         yield* discard(sent.response)
         if (!location) return yield* fail(err("BadResponse", t.label, `${t.label}: ${hostOf(current)} answered HTTP ${status} without a Location`, status))
-        current = new URL(location, current).toString()
+        const next = resolveLocation(location, current)
+        if (Either.isLeft(next)) {
+          return yield* fail(
+            err("BadResponse", t.label, `${t.label}: ${hostOf(current)} redirected to a place als will not follow: ${next.left} (the Location of its HTTP ${status} answer)`, status),
+          )
+        }
+        current = next.right
       }
       return yield* fail(err("BadResponse", t.label, `${t.label}: more than ${cfg.maxRedirects} redirects from ${url}`))
     })
@@ -187,7 +197,10 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
   const request = (t: Target, kind: "manifests" | "blobs", selector: string, extra: Record<string, string>) =>
     Effect.gen(function* () {
       const ep = yield* endpointFor(t.host, t.label)
-      const url = `${ep.base}/v2/${t.repository}/${kind}/${selector}`
+      const url = yield* Either.mapLeft(
+        parseRemoteUrl(`${ep.base}/v2/${t.repository}/${kind}/${selector}`),
+        (why) => err("BadResponse", t.label, `${t.label}: cannot build a request URL: ${why}`),
+      )
       const scope = pullScope(t.repository)
       const headers = (auth: string | undefined): Record<string, string> => ({ ...ua, ...extra, ...(auth ? { authorization: auth } : {}) })
       let auth = yield* authorization(ep, t, scope, false)

@@ -10,6 +10,7 @@ import {
   TokenCache,
   tokenRequest,
 } from "../../../src/registry/Auth.ts"
+import { parseRemoteUrl, type RemoteUrl } from "../../../src/registry/RemoteUrl.ts"
 
 describe("parseWwwAuthenticate", () => {
   test.each<[string, ReadonlyArray<Challenge>]>([
@@ -46,9 +47,10 @@ describe("parseWwwAuthenticate", () => {
 
 describe("token requests", () => {
   const ch = { scheme: "bearer", params: { realm: "https://auth.example/token?x=1", service: "reg.example" } }
+  const realm = Either.getOrThrow(parseRemoteUrl(ch.params.realm)) as RemoteUrl
 
   test("anonymous GET with service and scope", () => {
-    const r = tokenRequest(ch, pullScope("library/alpine"), undefined)
+    const r = tokenRequest(realm, ch, pullScope("library/alpine"), undefined)
     const u = new URL(r.url)
     expect(u.origin + u.pathname).toBe("https://auth.example/token")
     expect(u.searchParams.get("x")).toBe("1")
@@ -59,18 +61,18 @@ describe("token requests", () => {
   })
 
   test("several scopes become several scope parameters", () => {
-    const r = tokenRequest(ch, "repository:a:pull repository:b:pull", undefined)
+    const r = tokenRequest(realm, ch, "repository:a:pull repository:b:pull", undefined)
     expect(new URL(r.url).searchParams.getAll("scope")).toEqual(["repository:a:pull", "repository:b:pull"])
   })
 
   test("GET with Basic credentials and account", () => {
-    const r = tokenRequest(ch, "repository:a:pull", { username: "u", password: "p:w", source: "t" })
+    const r = tokenRequest(realm, ch, "repository:a:pull", { username: "u", password: "p:w", source: "t" })
     expect(new URL(r.url).searchParams.get("account")).toBe("u")
     expect((r.init.headers as Record<string, string>).authorization).toBe(`Basic ${btoa("u:p:w")}`)
   })
 
   test("an identity token becomes an OAuth2 refresh-token POST", () => {
-    const r = tokenRequest(ch, "repository:a:pull", { username: "", password: "", identityToken: "rt-1", source: "t" })
+    const r = tokenRequest(realm, ch, "repository:a:pull", { username: "", password: "", identityToken: "rt-1", source: "t" })
     expect(r.init.method).toBe("POST")
     const form = new URLSearchParams(r.init.body as string)
     expect(form.get("grant_type")).toBe("refresh_token")
