@@ -75,7 +75,9 @@ export const layersInUse = (root: string, graphroots: ReadonlyArray<string>): Ef
         try {
           ids = fs.readdirSync(overlay)
         } catch (e) {
-          if (missing(e)) continue
+          // no overlay dir yet: podman has no layer there. Anything else (not a directory, no
+          // permission) leaves gc unable to say, which is an error.
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") continue
           throw e
         }
         for (const id of ids) {
