@@ -5,6 +5,7 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { digestAlgorithm, type Digest, digestHex } from "../domain/Digest.ts"
+import { checkContent } from "../verify/Content.ts"
 import {
   configPlatform,
   entryPlatform,
@@ -12,7 +13,6 @@ import {
   isConfigMediaType,
   isIndexMediaType,
   layerCompression,
-  matchesDigest,
   OciIndex,
   parseImageConfig,
   parseManifest,
@@ -105,10 +105,11 @@ const readVerified = (tree: FileTree, label: string, what: string, d: { digest: 
       return yield* sourceError("BlobMissing", label, `the ${what} ${d.digest} is not in ${tree.location}/blobs; the layout is incomplete: copy it again (skopeo copy)`)
     }
     const bytes = yield* readSmall(tree, name, label)
-    if (!matchesDigest(bytes, d.digest)) {
+    const { problem } = checkContent(bytes, d)
+    if (problem?.kind === "digest") {
       return yield* sourceError("DigestMismatch", label, `the ${what} ${name} does not hash to ${d.digest}: the layout is damaged; nothing was stored`)
     }
-    if (bytes.length !== d.size) {
+    if (problem?.kind === "size") {
       return yield* sourceError("DigestMismatch", label, `the ${what} ${d.digest} is ${bytes.length} bytes but its descriptor says ${d.size}; nothing was stored`)
     }
     return bytes
