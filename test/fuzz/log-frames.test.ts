@@ -18,7 +18,7 @@ import * as path from "node:path"
 import { EventLog, EventLogFile, EventLogOn, IdsSequential, isLogError, MemoryStore } from "../../src/events/EventLog.ts"
 import { Event } from "../../src/events/Events.ts"
 import { fastPayload, fastUnpack, Unsupported } from "../../src/events/FastUnpack.ts"
-import { FILE_HEADER } from "../../src/events/LogFormat.ts"
+import { checkFrame, FILE_HEADER, frameSize, readIndex, writeFrame } from "../../src/events/LogFormat.ts"
 import { decodeFast, decodeStrict } from "../../src/events/Payload.ts"
 import { sampleEvent } from "../unit/events/support.ts"
 import { FUZZ_TIMEOUT_MS, fuzzParams } from "./config.ts"
@@ -106,6 +106,50 @@ const damage = fc.oneof(
   }),
   fc.integer({ min: 1, max: 300 }).map((n) => (b: Buffer) => Buffer.concat([b, Buffer.alloc(n)])),
 )
+
+describe("log frames, fuzzed", () => {
+  test("round trip: any payload framed by writeFrame checks out whole, and any one changed byte is caught", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.nat({ max: 2 ** 40 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (payload, index, prev, at, x) => {
+          const size = frameSize(payload.length)
+          const buf = Buffer.alloc(size + 7)
+          writeFrame(buf, 7, index, prev, payload)
+          expect(checkFrame(buf, 7, size)).toEqual({ ok: true, len: payload.length })
+          expect(readIndex(buf, 7)).toBe(index)
+          expect(Buffer.from(buf.subarray(7 + 16, 7 + 48)).equals(Buffer.from(prev))).toBe(true)
+          expect(Buffer.from(buf.subarray(7 + 48, 7 + 48 + payload.length)).equals(Buffer.from(payload))).toBe(true)
+          const hurt = Buffer.from(buf)
+          hurt[7 + (at % size)] ^= x
+          expect(checkFrame(hurt, 7, size).ok).toBe(false)
+          // fewer bytes than the frame: never a read past them
+          expect(checkFrame(buf, 7, at % size).ok).toBe(false)
+        },
+      ),
+      fuzzParams(2),
+    )
+  }, FUZZ_TIMEOUT_MS)
+
+  test("checkFrame on arbitrary bytes: a verdict, never a throw", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (b, magic) => {
+        const buf = Buffer.from(b)
+        if (magic && buf.length >= 8) {
+          buf.write("ALSF", 0, "latin1")
+          buf.writeUInt32LE(Math.max(0, buf.length - 88), 4)
+        }
+        const r = checkFrame(buf, 0, buf.length)
+        expect(typeof r.ok).toBe("boolean")
+      }),
+      fuzzParams(2),
+    )
+  }, FUZZ_TIMEOUT_MS)
+})
 
 describe("event log readers, fuzzed", () => {
   test("round trip: any valid events appended by the real EventLog read back equal, and verify clean", async () => {
