@@ -7,6 +7,7 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { type Digest, isDigest, parseDigest } from "../domain/Digest.ts"
+import { checkContent } from "../verify/Content.ts"
 import { configPlatform, digestBytes, MediaType, parseImageConfig } from "../domain/Manifest.ts"
 import { formatPlatform } from "../domain/Platform.ts"
 import { formatReference, isReference, parseReference } from "../domain/Reference.ts"
@@ -110,9 +111,9 @@ export const resolveArchive = (tree: FileTree, label: string, entry: ArchiveEntr
       return yield* sourceError("BlobMissing", label, `the config ${entry.Config} named by manifest.json is not in the archive; save the image again`)
     }
     const configBytes = yield* io(() => tree.read(entry.Config, MAX_JSON))
-    const configDigest = digestBytes(configBytes)
     const claimed = claimedDigest(entry.Config)
-    if (claimed !== undefined && claimed !== configDigest) {
+    const { actual: configDigest, problem } = checkContent(configBytes, { digest: claimed })
+    if (problem !== undefined) {
       return yield* sourceError("DigestMismatch", label, `the config ${entry.Config} hashes to ${configDigest}, not the digest its name gives: the archive is damaged; nothing was stored`)
     }
     const config = parseImageConfig(configBytes)
