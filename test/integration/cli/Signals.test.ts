@@ -63,8 +63,14 @@ const interruptedPull = async (signal: "SIGINT" | "SIGTERM", status: number) => 
   // the big blob's body stops after 64 KiB and the connection stays open: the pull waits
   proxy.setRules([{ path: blobPath(BIG()), fault: { kind: "cut", afterBytes: 64 << 10, end: "stall" } }])
   const p = await spawnAls(["pull", "--root", root, "--tls-verify=false", "--timeout", "600", refOf(proxy.host, img)], left)
-  // mid-pull: a blob partly staged and a layer lock held
-  await pollFor("the big blob partly staged", () => (stagedBytes(root) > 0 ? true : undefined), 2 * MIN, 20)
+  // mid-pull: a blob partly staged and a layer lock held (a pull that ended first fails here,
+  // with what it printed)
+  let ended: Awaited<typeof p.done> | undefined
+  void p.done.then((r) => {
+    ended = r
+  })
+  await pollFor("the big blob partly staged", () => (stagedBytes(root) > 0 || ended ? true : undefined), 4 * MIN, 20)
+  expect(ended, ended && describeResult(ended)).toBeUndefined()
   expect(lockEntries(root).length, "a layer lock is held mid-pull").toBeGreaterThan(0)
   const sentAt = Date.now()
   p.proc.kill(signal)

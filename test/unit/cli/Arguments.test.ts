@@ -63,7 +63,7 @@ describe("refs, sources and digests", () => {
   })
 
   test("digests: algorithm and hex of the right length", () => {
-    expect(value(parseDigestArg(D))).toBe(D)
+    expect(value(parseDigestArg(D)) as string).toBe(D)
     for (const bad of ["", "sha256:abc", `sha256:${"A".repeat(64)}`, ` ${D}`, `${D}\n`, "..", `md5:${"a".repeat(32)}`]) {
       expect({ bad, refused: Either.isLeft(parseDigestArg(bad)) }).toEqual({ bad, refused: true })
     }
