@@ -47,7 +47,17 @@ export const bodyError =
       case "TooLarge":
         return err("InvalidManifest", label, `${label}: the ${what} is larger than ${f.limit} bytes; refusing to hold it in memory`)
       case "Stalled":
-        return err("Timeout", label, `${label}: the ${what} download stalled for ${f.ms / 1000} s; try again`)
+        return err(
+          "Timeout",
+          label,
+          `${label}: the ${what} download stalled for ${f.ms / 1000} s${f.bytes > 0 ? ` (${f.bytes} bytes in that time)` : ""}; try again, or raise --timeout`,
+        )
+      case "TooSlow":
+        return err(
+          "Timeout",
+          label,
+          `${label}: the ${what} did not arrive whole within ${f.ms / 1000} s (${f.got} bytes came); the registry is too slow or stalled; try again, or raise --timeout`,
+        )
       case "Broken":
         return err(f.kind === "timeout" ? "Timeout" : "Unreachable", label, `${label}: the connection broke while reading the ${what} (${f.detail}); try again`)
     }

@@ -57,7 +57,7 @@ export async function* blobBody(
   const toError = bodyError(label, `blob ${digest}`)
   let toSkip = skip
   try {
-    for await (const chunk of bodyChunks(sent.response, sent.controller, stallMs)) {
+    for await (const chunk of bodyChunks(sent, stallMs)) {
       if (toSkip >= chunk.byteLength) {
         toSkip -= chunk.byteLength
         continue

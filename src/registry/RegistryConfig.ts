@@ -3,6 +3,7 @@
  * command overrides what its flags set (`--tls-verify=false` → `tlsVerify: false`).
  */
 import { Context } from "effect"
+import process from "node:process"
 
 export interface RegistryConfigShape {
   /** podman's --tls-verify; false allows plain HTTP and unverified TLS for every registry */
@@ -15,10 +16,24 @@ export interface RegistryConfigShape {
   readonly retryBaseMs: number
   /** cap on any wait between attempts, Retry-After included */
   readonly retryMaxDelayMs: number
-  /** how long to wait for a response's headers */
+  /**
+   * How long a request may wait for a response's headers, connecting and retries included: a
+   * timed-out attempt is not retried past it (`--timeout`).
+   */
   readonly requestTimeoutMs: number
-  /** how long a body may go without delivering a byte */
+  /** one attempt's wait, when shorter than requestTimeoutMs (so that a timeout can be retried) */
+  readonly attemptTimeoutMs?: number | undefined
+  /**
+   * The bound on reading a body (`--timeout`): a manifest, token, config or error body must
+   * arrive whole within it; a blob must deliver at least minBytesPerWindow in every such window.
+   */
   readonly stallTimeoutMs: number
+  /** what a body must deliver per stallTimeoutMs to count as moving (a trickle is a stall) */
+  readonly minBytesPerWindow: number
+  /** after this long without an answer, say what we wait for (once per wait) */
+  readonly waitNoticeMs: number
+  /** where that is said; stderr by default */
+  readonly onWait?: ((what: string, waitedMs: number, limitMs: number) => void) | undefined
   readonly maxRedirects: number
   /** manifests and indexes are held in memory: refuse bigger ones (containers/image uses 4 MiB) */
   readonly maxManifestBytes: number
@@ -35,6 +50,11 @@ export const defaultRegistryConfig: RegistryConfigShape = {
   retryMaxDelayMs: 10_000,
   requestTimeoutMs: 30_000,
   stallTimeoutMs: 60_000,
+  minBytesPerWindow: 1024,
+  waitNoticeMs: 5_000,
+  onWait: (what, waitedMs, limitMs) => {
+    process.stderr.write(`als: still waiting for ${what} (${Math.round(waitedMs / 1000)} s; giving up after ${Math.round(limitMs / 1000)} s, see --timeout)\n`)
+  },
   maxRedirects: 10,
   maxManifestBytes: 4 * 1024 * 1024,
   maxConfigBytes: 16 * 1024 * 1024,

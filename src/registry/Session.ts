@@ -17,7 +17,7 @@ import {
   TokenCache,
   tokenRequest,
 } from "./Auth.ts"
-import { discard, type Http, isRedirect, readBody, readErrorText, sameOrigin, type Sent, withoutCredentials } from "./Http.ts"
+import { type Deadline, deadlineAfter, discard, type Http, isRedirect, readBody, readErrorText, sameOrigin, type Sent, withoutCredentials } from "./Http.ts"
 import type { Credentials, Keychain } from "./Keychain.ts"
 import { bodyError, err, hostOf, networkError, type StatusContext, statusError } from "./Messages.ts"
 import type { RegistryConfigShape } from "./RegistryConfig.ts"
@@ -75,8 +75,8 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
       return creds
     })
 
-  const probe = (host: string, scheme: "https" | "http", insecureTls: boolean) =>
-    http.send(`${scheme}://${host}/v2/`, { method: "GET", headers: ua, insecureTls })
+  const probe = (host: string, scheme: "https" | "http", insecureTls: boolean, deadline: Deadline) =>
+    http.send(`${scheme}://${host}/v2/`, { method: "GET", headers: ua, insecureTls }, deadline)
 
   /** Pings a host once: which scheme it speaks and which auth it wants. */
   const endpointFor = (host: string, label: string) =>
@@ -85,12 +85,15 @@ export const makeSession = (http: Http, keychain: Context.Tag.Service<typeof Key
       if (known) return known
       const insecure = !cfg.tlsVerify || cfg.insecureHosts.includes(host)
       let scheme: "https" | "http" = "https"
-      let result = yield* Effect.either(probe(host, "https", insecure))
+      // both schemes within one timeout: a host that never answers costs --timeout, not twice it
+      const deadline = deadlineAfter(cfg.requestTimeoutMs)
+      const httpsDeadline = insecure ? { at: deadline.at - cfg.requestTimeoutMs / 2, ms: cfg.requestTimeoutMs / 2 } : deadline
+      let result = yield* Effect.either(probe(host, "https", insecure, httpsDeadline))
       if (Either.isLeft(result) && insecure) {
         // podman's order for an insecure registry: https without verification, then http
         const https = result.left
         scheme = "http"
-        result = yield* Effect.either(probe(host, "http", false))
+        result = yield* Effect.either(probe(host, "http", false, deadline))
         if (Either.isLeft(result)) {
           const overHttp = networkError(label, result.left)
           // the same failure twice (no such host, nothing listening) is worth saying once

@@ -229,10 +229,12 @@ describe("timeouts", () => {
     expect(e.message).toContain(`127.0.0.1:${front.port}`)
   })
 
-  test("a timed-out GET is retried", async () => {
+  test("a timed-out attempt is retried within the request timeout", async () => {
     resetScene()
     faults.push({ match: /\/manifests\//, fault: never })
-    const r = ok(await withClient((c) => c.resolve(frontRef()), { keychain: creds, config: { requestTimeoutMs: 300, retries: 1, retryBaseMs: 10 } }))
+    const r = ok(
+      await withClient((c) => c.resolve(frontRef()), { keychain: creds, config: { attemptTimeoutMs: 300, requestTimeoutMs: 10_000, retries: 1, retryBaseMs: 10 } }),
+    )
     expect(r.manifestDigest).toBe(image.manifestDigest as Digest)
   })
 
