@@ -141,11 +141,30 @@ const throughSymlink: fc.Arbitrary<Array<RawEntry>> = fc
     }
   })
 
+/** A symlink to the sandbox's parent, then a hardlink to a file there through it: would share the file's inode. */
+const hardlinkThroughSymlink: fc.Arbitrary<Array<RawEntry>> = fc
+  .record({
+    via: fc.constantFrom("s", "s/"),
+    out: fc.constantFrom("../../..", "@PARENT", "@PARENT/etc", "../../../etc"),
+    leaf: fc.constantFrom("link-me", "sentinel.txt", "etc/passwd", "passwd"),
+  })
+  .map(({ via, out, leaf }): Array<RawEntry> => [
+    { name: via, type: "symlink", linkname: out },
+    { name: "h", type: "link", linkname: `s/${leaf}` },
+  ])
+
 const layer = fc.record({
   // half the layers carry two-step escapes among their entries, half are entries alone (more
   // of which get through, so that what is accepted is checked too)
   entries: fc.oneof(
-    fc.array(fc.oneof({ weight: 3, arbitrary: entry.map((e) => [e]) }, { weight: 2, arbitrary: throughSymlink }), { minLength: 1, maxLength: 6 })
+    fc.array(
+      fc.oneof(
+        { weight: 6, arbitrary: entry.map((e) => [e]) },
+        { weight: 3, arbitrary: throughSymlink },
+        { weight: 1, arbitrary: hardlinkThroughSymlink },
+      ),
+      { minLength: 1, maxLength: 6 },
+    )
       .map((groups) => groups.flat()),
     fc.array(entry, { minLength: 1, maxLength: 6 }),
   ),
