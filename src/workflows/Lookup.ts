@@ -64,6 +64,16 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     yield* journal.emitAll([requested, { _tag: "LayerFound", layer: req.digest, path: found }])
     // the names a ref gives it: the TOC digest checked when it was stored, never a new claim
     const toc = req.ref !== undefined ? store.storedToc(found, req.digest) : undefined
+    if (req.meta !== undefined) {
+      // a pull's annotation that names it otherwise is a claim the stored blob did not prove
+      const { claims, malformed } = tocClaimsOf(req.digest, annotations)
+      if (malformed) yield* ignored(malformed.value, "annotation", malformed.reason)
+      for (const c of claims) {
+        if (c.digest !== toc) {
+          yield* ignored(c.digest, c.from, `the stored layer's checked TOC digest is ${toc ?? "none"}`)
+        }
+      }
+    }
     yield* indexRef(toc)
     return { _tag: "Found", path: found, tocDigest: toc } as LookupResult
   }

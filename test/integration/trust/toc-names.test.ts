@@ -108,6 +108,16 @@ describe("forged TOC annotations", () => {
     expect(existsSync(join(root, A.digest))).toBe(false)
     expect(existsSync(join(root, b64(ref), A.digest))).toBe(false)
     expect(info(root, C.digest)["toc-digest"]).toBeUndefined()
+    // pulled again, the layer is found: the claim is still not a name, and is logged again
+    const again = await pull(root, ref)
+    expect(again.exitCode, describeResult(again)).toBe(0)
+    const log2 = await alsLog(root)
+    expect(eventsOf(log2, "LayerFound").map((e) => e.layer)).toEqual([C.digest])
+    expect(eventsOf(log2, "TocIgnored").map((e) => [e.layer, e.tocDigest, e.from])).toEqual([
+      [C.digest, A.digest, "annotation"],
+      [C.digest, A.digest, "annotation"],
+    ])
+    expect(existsSync(join(root, b64(ref), A.digest))).toBe(false)
   }, 5 * MIN)
 
   test("linked from a pool: a toc-digest in the pool's info is a claim, ignored unless the blob proves it", async () => {
