@@ -26,6 +26,27 @@ export class ChunkCorrupt extends Error {
 
 const zstd = zlib as unknown as { zstdDecompressSync?: (b: Uint8Array, o?: zlib.ZlibOptions) => Buffer }
 
+/**
+ * The output of the first gzip member of `bytes`, at most `max` bytes (what follows the member,
+ * further members included, is ignored): the header parsed (RFC 1952), the deflate stream
+ * inflated up to its end.
+ */
+export const gunzipFirstMember = (bytes: Uint8Array, max: number): Buffer => {
+  if (bytes.length < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8) throw new Error("not a gzip member")
+  const flg = bytes[3]!
+  let at = 10
+  if (flg & 4) at += 2 + (bytes[10]! | (bytes[11]! << 8))
+  for (const bit of [8, 16]) {
+    if (flg & bit) {
+      while (at < bytes.length && bytes[at] !== 0) at++
+      at++
+    }
+  }
+  if (flg & 2) at += 2
+  if (at >= bytes.length) throw new Error("a gzip header without data")
+  return zlib.inflateRawSync(bytes.subarray(at), { maxOutputLength: Math.max(1, max), finishFlush: zlib.constants.Z_SYNC_FLUSH })
+}
+
 /** The chunk's uncompressed bytes from its compressed range, checked; throws ChunkCorrupt. */
 export const decodeChunk = (format: TocFormat, chunk: TocChunk, compressed: Uint8Array): Uint8Array => {
   let out: Buffer
@@ -34,8 +55,8 @@ export const decodeChunk = (format: TocFormat, chunk: TocChunk, compressed: Uint
       if (!zstd.zstdDecompressSync) throw new Error("this runtime has no zstd decoder")
       out = zstd.zstdDecompressSync(compressed, { maxOutputLength: chunk.size + 1 })
     } else {
-      // one gzip member (or its start): the chunk lies at innerOffset of its output
-      out = zlib.gunzipSync(compressed, { maxOutputLength: chunk.innerOffset + chunk.size + 65536, finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      // the gzip member starting at the chunk's offset: the chunk lies at innerOffset of its output
+      out = gunzipFirstMember(compressed, chunk.innerOffset + chunk.size + (4 << 20))
       out = out.subarray(chunk.innerOffset, chunk.innerOffset + chunk.size)
     }
   } catch (e) {
@@ -127,6 +148,7 @@ export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir
   const read = async (file: TocFile, offset: number, length: number): Promise<Uint8Array> => {
     const end = Math.min(file.size, offset + length)
     if (offset >= end) return new Uint8Array(0)
+    if (file.inline) return file.inline.slice(offset, end)
     const wanted = file.chunks.filter((c) => c.fileOffset < end && c.fileOffset + c.size > offset)
     const parts = await Promise.all(wanted.map(chunkBytes))
     const out = new Uint8Array(end - offset)

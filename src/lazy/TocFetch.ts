@@ -50,11 +50,11 @@ const exact = async (src: RangeSource, r: ByteRange, what: string): Promise<Uint
 class TocEntry implements TarSink {
   parts: Uint8Array[] = []
   size = 0
-  found = false
+  found: TarEntry | undefined
   private on = false
   entry(e: TarEntry): void {
     this.on = !this.found && e.kind === "file" && e.name.replace(/^\.\//, "") === ESTARGZ_TOC_NAME
-    if (this.on) this.found = true
+    if (this.on) this.found = e
   }
   data(chunk: Uint8Array): void {
     if (!this.on) return
@@ -118,5 +118,22 @@ export const fetchToc = async (src: RangeSource, blobSize: number, toc: TocExpec
   const json = Buffer.concat(sink.parts)
   const got = digestOf(toc.digest, json)
   if (got !== toc.digest) throw new TocUnusable(`the TOC has digest ${got}, the annotation says ${toc.digest}`)
-  return { model: parseToc("estargz", json.toString("utf8"), blobSize, off), digest: got, json, fetchedBytes: tail.length + member.length }
+  const model = parseToc("estargz", json.toString("utf8"), blobSize, off)
+  // the TOC is a file of the layer too: `als pull` extracts it like any other
+  const t = sink.found
+  model.root.children.set(ESTARGZ_TOC_NAME, {
+    kind: "file",
+    size: json.length,
+    digest: got,
+    chunks: [],
+    id: model.files.length,
+    nlink: 1,
+    inline: new Uint8Array(json),
+    mode: t.mode,
+    uid: t.uid,
+    gid: t.gid,
+    mtime: Math.floor(t.mtime),
+    xattrs: [],
+  })
+  return { model, digest: got, json, fetchedBytes: tail.length + member.length }
 }

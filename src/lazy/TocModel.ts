@@ -53,7 +53,16 @@ interface Meta {
 
 export type TocNode =
   | (Meta & { readonly kind: "dir"; readonly children: Map<string, TocNode>; opaque: boolean })
-  | (Meta & { readonly kind: "file"; readonly size: number; readonly digest: Digest | undefined; readonly chunks: TocChunk[]; readonly id: number; nlink: number })
+  | (Meta & {
+    readonly kind: "file"
+    readonly size: number
+    readonly digest: Digest | undefined
+    readonly chunks: TocChunk[]
+    readonly id: number
+    nlink: number
+    /** bytes already held (eStargz's own TOC file, verified with the TOC) */
+    readonly inline?: Uint8Array | undefined
+  })
   | (Meta & { readonly kind: "symlink"; readonly target: string })
   | (Meta & { readonly kind: "char" | "block"; readonly major: number; readonly minor: number })
   | (Meta & { readonly kind: "fifo" })
