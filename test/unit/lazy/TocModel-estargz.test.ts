@@ -22,7 +22,7 @@ const big = randomBytes(300_000)
 export const sampleTar = async (): Promise<Uint8Array> => {
   const pack = tar.pack()
   const parts: Buffer[] = []
-  pack.on("data", (c: Buffer) => void parts.push(c))
+  pack.on("data", (c: unknown) => void parts.push(c as Buffer))
   const done = new Promise<void>((r) => pack.on("end", () => r()))
   const t = new Date(1_600_000_000_000)
   pack.entry({ name: "etc/", type: "directory", mode: 0o755, mtime: t })
