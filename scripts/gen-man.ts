@@ -277,8 +277,9 @@ const isoDate = (): string => {
 
 /** Writes als.1 and als-CMD.1 for every listed command into `outDir`; returns the paths. */
 export const generate = async (als: string, outDir: string, date: string): Promise<Array<string>> => {
-  const version = (await readHelp(als, ["--version"])).trim()
-  if (!/^[0-9A-Za-z.+~-]+$/.test(version)) throw new Error(`\`als --version\` printed no version: ${JSON.stringify(version)}`)
+  // "0.1.0", or "als 0.1.0": the last word of the first line
+  const version = (await readHelp(als, ["--version"])).trim().split("\n")[0]!.trim().split(/\s+/).at(-1) ?? ""
+  if (!/^[0-9][0-9A-Za-z.+~-]*$/.test(version)) throw new Error(`\`als --version\` printed no version: ${JSON.stringify(version)}`)
   const top = parseHelp(await readHelp(als, ["--help"]))
   const commands = listedCommands(top)
   if (commands.length === 0) throw new Error("`als --help` lists no commands")

@@ -22,6 +22,15 @@ check_prefix() {
 
 sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
 
+# als_version BIN: the version `BIN --version` prints ("0.1.0", or "als 0.1.0": its last word).
+als_version() {
+  local out v
+  out=$(NO_COLOR=1 "$1" --version </dev/null) || return 1
+  v=$(printf '%s\n' "$out" | head -n1 | awk '{ print $NF }')
+  [[ "$v" =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || return 1
+  printf '%s' "$v"
+}
+
 # stage_generated BIN STAGE REPO TARGET_BIN: writes STAGE/completion/{als.bash,_als,als.fish},
 # STAGE/man/*.1 and STAGE/systemd/* (the repo's units, their Exec lines pointing at TARGET_BIN).
 stage_generated() {

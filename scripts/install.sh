@@ -49,8 +49,7 @@ if [ -z "$bin" ]; then
   fi
 fi
 [ -f "$bin" ] && [ -x "$bin" ] || die 1 "not an executable file: $bin"
-version=$("$bin" --version) || die 1 "$bin --version failed: is it an als binary for this machine?"
-[[ "$version" =~ ^[0-9A-Za-z.+~-]+$ ]] || die 1 "$bin --version printed no version: $version"
+version=$(als_version "$bin") || die 1 "$bin --version printed no version: is it an als binary for this machine?"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/als-install-XXXXXX")
 trap 'rm -rf "$stage"' EXIT

@@ -52,7 +52,7 @@ if [ -z "$bin" ]; then
   fi
 fi
 [ -f "$bin" ] && [ -x "$bin" ] || die 1 "not an executable file: $bin"
-bin_version=$("$bin" --version) || die 1 "$bin --version failed"
+bin_version=$(als_version "$bin") || die 1 "$bin --version printed no version"
 [ "$bin_version" = "$version" ] || die 1 "$bin says version $bin_version, package.json $version: rebuild it (npx bun run build)"
 
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then

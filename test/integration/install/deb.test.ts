@@ -1,7 +1,7 @@
 // `bun run package` builds a .deb with dpkg-deb; dpkg installs it on this machine (als in
 // /usr/bin runs, man finds its pages), then removes and purges it leaving no file behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alsCommand, DIST_ALS, REPO_ROOT } from "../../lib/als.ts"
@@ -24,11 +24,16 @@ const dpkg = async (args: ReadonlyArray<string>): Promise<RunResult> => {
 
 let work: string
 let deb: string
+let bin: string
 
 beforeAll(async () => {
   const cmd = await alsCommand()
   expect(cmd[0]).toBe(DIST_ALS)
   work = mkdtempSync(join(tmpdir(), "als-deb-test-"))
+  // a private copy: other test processes may rebuild dist/als while this runs
+  bin = join(work, "als")
+  copyFileSync(DIST_ALS, bin)
+  chmodSync(bin, 0o755)
 }, 10 * 60_000)
 
 afterAll(async () => {
@@ -40,10 +45,10 @@ afterAll(async () => {
 describe("the .deb", () => {
   test("bun run package builds it with the version, architecture and files expected", async () => {
     // no compression here: what is packed is the same, and the test stays quick on a busy machine
-    const r = await sh(["npx", "bun", "run", "package", "--out", work, "--compress", "none"])
+    const r = await sh(["npx", "bun", "run", "package", "--bin", bin, "--out", join(work, "out"), "--compress", "none"])
     expect(r.exitCode, show(r)).toBe(0)
     const arch = (await sh(["dpkg", "--print-architecture"])).stdout.trim()
-    deb = join(work, `als_${VERSION}_${arch}.deb`)
+    deb = join(work, "out", `als_${VERSION}_${arch}.deb`)
     expect(r.stdout.trim().split("\n").at(-1)).toBe(deb)
 
     const field = async (name: string) => (await sh(["dpkg-deb", "-f", deb, name])).stdout.trim()
@@ -76,7 +81,7 @@ describe("the .deb", () => {
     expect(i.exitCode, show(i)).toBe(0)
     const v = await sh(["/usr/bin/als", "--version"])
     expect(v.exitCode, show(v)).toBe(0)
-    expect(v.stdout.trim()).toBe(VERSION)
+    expect(v.stdout.trim().split("\n")[0]!.split(/\s+/).at(-1)).toBe(VERSION)
     const page = await sh(["man", "-w", "als-pull"])
     expect(page.stdout.trim()).toBe("/usr/share/man/man1/als-pull.1.gz")
     const status = await sh(["dpkg-query", "-W", "-f=${Status}", "als"])
