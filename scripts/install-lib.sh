@@ -36,16 +36,11 @@ als_version() {
 stage_generated() {
   local bin=$1 stage=$2 repo=$3 target=$4
   mkdir -p "$stage/completion" "$stage/man" "$stage/systemd"
-  NO_COLOR=1 "$bin" completion bash >"$stage/completion/als.bash"
-  NO_COLOR=1 "$bin" completion zsh >"$stage/completion/_als"
-  NO_COLOR=1 "$bin" completion fish >"$stage/completion/als.fish"
-  local f
-  for f in als.bash _als als.fish; do
-    [ -s "$stage/completion/$f" ] || die 1 "\`als completion\` wrote nothing for $f"
-    if grep -q $'\e' "$stage/completion/$f"; then die 1 "\`als completion\` wrote escape codes into $f"; fi
-  done
-  bash -n "$stage/completion/als.bash" || die 1 "the bash completion does not parse"
-  head -n1 "$stage/completion/_als" | grep -q '^#compdef als' || die 1 "the zsh completion does not start with #compdef als"
+  # the three completions at once, while the man pages are generated: each run is mostly startup
+  local pids=() f
+  NO_COLOR=1 "$bin" completion bash >"$stage/completion/als.bash" & pids+=($!)
+  NO_COLOR=1 "$bin" completion zsh >"$stage/completion/_als" & pids+=($!)
+  NO_COLOR=1 "$bin" completion fish >"$stage/completion/als.fish" & pids+=($!)
 
   # The man pages come from the help of the binary being installed. The compiled als is a Bun
   # runtime too (BUN_BE_BUN=1), so no separate bun is needed; else the repo's pinned bun.
@@ -54,6 +49,14 @@ stage_generated() {
     (cd "$repo" && npx bun scripts/gen-man.ts --als "$bin" --out "$stage/man" >/dev/null) || die 1 "generating the man pages failed"
   fi
   [ -s "$stage/man/als.1" ] || die 1 "no man page was generated"
+
+  for f in "${pids[@]}"; do wait "$f" || die 1 "\`als completion\` failed"; done
+  for f in als.bash _als als.fish; do
+    [ -s "$stage/completion/$f" ] || die 1 "\`als completion\` wrote nothing for $f"
+    if grep -q $'\e' "$stage/completion/$f"; then die 1 "\`als completion\` wrote escape codes into $f"; fi
+  done
+  bash -n "$stage/completion/als.bash" || die 1 "the bash completion does not parse"
+  head -n1 "$stage/completion/_als" | grep -q '^#compdef als' || die 1 "the zsh completion does not start with #compdef als"
 
   # The systemd units (written by the serve work under contrib/systemd/), when there are some.
   local unit
