@@ -113,6 +113,7 @@ export type Request =
   | { readonly op: "Readdir"; readonly h: InHeader; readonly fh: bigint; readonly offset: number; readonly size: number }
   | { readonly op: "Releasedir"; readonly h: InHeader }
   | { readonly op: "Open"; readonly h: InHeader }
+  | { readonly op: "Read"; readonly h: InHeader; readonly fh: bigint; readonly offset: number; readonly size: number }
   | { readonly op: "Release"; readonly h: InHeader }
   | { readonly op: "Mknod"; readonly h: InHeader; readonly name: string; readonly mode: number }
   | { readonly op: "Create"; readonly h: InHeader; readonly name: string; readonly mode: number; readonly flags: number }
@@ -238,6 +239,12 @@ export const decodeRequest = (msg: Uint8Array, minor = FUSE_KERNEL_MINOR_VERSION
         return { op: "Releasedir", h }
       case Opcode.OPEN:
         return { op: "Open", h }
+      case Opcode.READ: {
+        const fh = body.u64()
+        const offset = body.u64n()
+        const size = body.u32()
+        return { op: "Read", h, fh, offset, size }
+      }
       case Opcode.RELEASE:
         return { op: "Release", h }
       case Opcode.MKNOD: {
@@ -302,6 +309,8 @@ export interface Attr {
   readonly nlink: number
   readonly uid?: number
   readonly gid?: number
+  /** a device's number (new_encode_dev: minor low 8 bits | major << 8 | minor high bits << 12) */
+  readonly rdev?: number
   /** seconds since the epoch, for atime, mtime and ctime */
   readonly time: number
 }
@@ -337,7 +346,7 @@ const putAttr = (view: DataView, at: number, a: Attr) => {
   view.setUint32(at + 64, a.nlink, true)
   view.setUint32(at + 68, a.uid ?? 0, true)
   view.setUint32(at + 72, a.gid ?? 0, true)
-  view.setUint32(at + 76, 0, true) // rdev
+  view.setUint32(at + 76, a.rdev ?? 0, true)
   view.setUint32(at + 80, 4096, true) // blksize
 }
 

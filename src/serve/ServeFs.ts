@@ -189,6 +189,8 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
         return P.replyEmpty(unique)
       case "Open":
         return P.replyError(unique, P.Errno.EACCES)
+      case "Read":
+        return P.replyError(unique, P.Errno.EIO) // nothing here is opened
       case "Create":
       case "Mknod":
         return create(unique, nodes.get(req.h.nodeid), req.name, req.h.pid)
