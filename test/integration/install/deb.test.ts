@@ -82,8 +82,9 @@ describe("the .deb", () => {
     const v = await sh(["/usr/bin/als", "--version"])
     expect(v.exitCode, show(v)).toBe(0)
     expect(v.stdout.trim().split("\n")[0]!.split(/\s+/).at(-1)).toBe(VERSION)
-    const page = await sh(["man", "-w", "als-pull"])
-    expect(page.stdout.trim()).toBe("/usr/share/man/man1/als-pull.1.gz")
+    // man finds the page where man-db is installed; the page is there either way
+    if (Bun.which("man") !== null) expect((await sh(["man", "-w", "als-pull"])).stdout.trim()).toBe("/usr/share/man/man1/als-pull.1.gz")
+    expect(existsSync("/usr/share/man/man1/als-pull.1.gz")).toBe(true)
     const status = await sh(["dpkg-query", "-W", "-f=${Status}", "als"])
     expect(status.stdout).toBe("install ok installed")
 
