@@ -1,8 +1,8 @@
 import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
-import { detectHostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
-import { Journal } from "../events/Journal.ts"
+import { formatPlatform } from "../domain/Platform.ts"
+import { Journal, ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
 import { Keychain } from "../registry/Keychain.ts"
@@ -16,8 +16,8 @@ import { pullImage } from "../workflows/Pull.ts"
 import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
 import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
-import { UsageError } from "./UsageError.ts"
 import { checkPullArgs, pullEach } from "./PullArgs.ts"
+import { completeCreds } from "./Creds.ts"
 import { safeText } from "../domain/SafeText.ts"
 
 const refs = Args.text({ name: "REF" }).pipe(
@@ -39,8 +39,25 @@ const pool = Options.text("pool").pipe(
   Options.repeated,
 )
 const platform = Options.text("platform").pipe(
-  Options.withDescription("os/arch[/variant] to pick from a multi-arch image (default: this host's)"),
+  Options.withDescription("os/arch[/variant] to pick from a multi-arch image (default: this host's); not with --os or --arch"),
   Options.optional,
+)
+// podman's --os/--arch/--variant: each part alone, the others the host's (PlatformFlags.ts)
+const osFlag = Options.text("os").pipe(
+  Options.withDescription("use OS instead of this host's to pick from a multi-arch image (e.g. linux)"),
+  Options.optional,
+)
+const arch = Options.text("arch").pipe(
+  Options.withDescription("use ARCH instead of this host's architecture to pick from a multi-arch image (e.g. arm64)"),
+  Options.optional,
+)
+const variant = Options.text("variant").pipe(
+  Options.withDescription("use VARIANT instead of this host's to pick from a multi-arch image (e.g. v7); with --platform, only when it names none"),
+  Options.optional,
+)
+const quiet = Options.boolean("quiet").pipe(
+  Options.withAlias("q"),
+  Options.withDescription("print errors only, and each pulled image's manifest digest on stdout (podman prints the image ID)"),
 )
 // podman's spelling: --tls-verify[=true|false], default true (bin/ turns a bare flag into =true)
 export const tlsVerify = Options.choice("tls-verify", ["true", "false"]).pipe(
@@ -49,7 +66,7 @@ export const tlsVerify = Options.choice("tls-verify", ["true", "false"]).pipe(
   Options.map((v) => v === "true"),
 )
 export const creds = Options.text("creds").pipe(
-  Options.withDescription("USER[:PASSWORD] for the registry"),
+  Options.withDescription("USER[:PASSWORD] for the registry; USER alone asks for the password on the terminal"),
   Options.optional,
 )
 export const authfile = Options.text("authfile").pipe(
@@ -87,10 +104,12 @@ export const registryLayer = (
   },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
+  // `--creds USER` asks for the password here (als serve); als pull has asked before anything
+  Layer.unwrapEffect(Effect.map(completeCreds(a.creds), (credsGiven) =>
   RegistryClient.Default.pipe(
     Layer.provide(Layer.mergeAll(
       transport,
-      Keychain.layer({ creds: Option.getOrUndefined(a.creds), authfile: Option.getOrUndefined(a.authfile), credsFor: a.credsFor }),
+      Keychain.layer({ creds: Option.getOrUndefined(credsGiven), authfile: Option.getOrUndefined(a.authfile), credsFor: a.credsFor }),
       Layer.succeed(RegistryConfig, {
         ...defaultRegistryConfig,
         tlsVerify: a.tlsVerify,
@@ -101,52 +120,46 @@ export const registryLayer = (
         }),
       }),
     )),
-  )
+  )))
 
-const reporterFor = (json: boolean) =>
-  json ? ReporterJson : process.stderr.isTTY ? ReporterTty : ReporterPlain
+const reporterFor = (json: boolean, quiet: boolean) =>
+  json ? ReporterJson : quiet ? ReporterSilent : process.stderr.isTTY ? ReporterTty : ReporterPlain
 
 export const pullCommand = Command.make(
   "pull",
-  { refs, name, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, record, root: opt.root, json: opt.json },
-  (a) =>
-    // every argument parsed before the store is created (PullArgs.ts)
-    Effect.zipRight(checkPullArgs(a), withRecording(a.record, {
-      root: opt.resolveRoot(a.root), refs: a.refs, platform: a.platform, jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: a.json,
+  { refs, name, pool, platform, os: osFlag, arch, variant, tlsVerify, creds, authfile, jobs, timeout, certDir, record, quiet, root: opt.root, json: opt.json },
+  (args) =>
+    // every argument parsed, and the password asked for, before the store is created (PullArgs.ts)
+    Effect.flatMap(Effect.zip(checkPullArgs(args), completeCreds(args.creds)), ([plat, credsGiven]) => {
+    const a = { ...args, creds: credsGiven }
+    // -q: errors only on stderr; stdout has each pulled image's manifest digest
+    const talk = !a.json && !a.quiet
+    return withRecording(a.record, {
+      root: opt.resolveRoot(a.root), refs: a.refs, platform: Option.some(formatPlatform(plat)), jobs: a.jobs, tlsVerify: a.tlsVerify, pools: a.pool, quiet: !talk,
     }, (seams) =>
     Effect.gen(function*() {
       const store = yield* LayerStore
       const journal = yield* Journal
       yield* store.init()
       yield* store.cleanStaging()
-      const plat: Platform = yield* Option.match(a.platform, {
-        onNone: () => Effect.succeed(detectHostPlatform()),
-        onSome: (p) =>
-          Effect.try({
-            try: () => parsePlatform(p),
-            catch: () => new UsageError({ message: `--platform ${p}: expected os/arch[/variant], e.g. linux/arm64` }),
-          }),
-      })
       const pools = [
         { kind: "seed" as const, dir: store.paths.pool },
         ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
       ]
-      if (Option.isSome(a.name) && a.refs.length > 1) {
-        return yield* new UsageError({ message: "--name names one image: pull the local images one at a time" })
-      }
       // several refs: each tried, each failure said, a summary (PullArgs.ts)
       const pulled = yield* pullEach(a.refs, (r) => Effect.gen(function*() {
         const chosen = yield* imageSourceFor(r, { name: Option.getOrUndefined(a.name), platform: plat })
-        yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
-        if (chosen.recorded && !a.json) {
+        const done = yield* journal.workflow(pullImage(chosen.source, { platform: plat, pools, jobs: a.jobs }))
+        if (a.quiet) yield* Console.log(done.manifestDigest)
+        if (chosen.recorded && talk) {
           // the name may come from the archive itself (RepoTags): shown safe
           yield* errLine(safeText(
             `recorded as ${chosen.recorded.name} (from ${chosen.recorded.origin}); podman takes these layers from the store ` +
               `when it pulls ${chosen.recorded.name} from a registry (pass --name to choose the name)`,
           ))
         }
-      }))
-      if (!a.json && pulled) {
+      }), { quiet: a.quiet })
+      if (talk && pulled) {
         yield* errLine(
           `\nPoint podman at the store: --storage-opt overlay.additionallayerstore=${store.paths.root}:ref` +
             ` (or additionallayerstores = ["${store.paths.root}:ref"] in storage.conf)`,
@@ -154,11 +167,12 @@ export const pullCommand = Command.make(
       }
     }).pipe(
       Effect.provide(Layer.merge(
-        storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json)), seams.ids),
+        storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json, a.quiet)), seams.ids),
         // registries.conf and certs.d, as podman reads them (src/config)
         withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
       )),
-    ))),
+    ))
+  }),
 ).pipe(Command.withDescription(
   "Put every layer of each image in the store: lookup → pool → link → pull (download, verify, extract, commit).\n\n" +
     "REF is a registry image (docker:// optional) or a local one: oci:DIR[:TAG] (an OCI layout),\n" +
