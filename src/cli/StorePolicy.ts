@@ -18,6 +18,7 @@ type Policy = "create" | "existing" | "replay"
 const POLICY: Readonly<Record<string, Policy>> = {
   init: "create",
   pull: "create",
+  serve: "create",
   doctor: "create",
   replay: "replay",
   ls: "existing",
