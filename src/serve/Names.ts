@@ -83,7 +83,7 @@ export const poolTarget = (annotations: ReadonlyArray<readonly [string, string]>
   if (all[TARGET_LAYER_DIGEST] !== digest) return undefined
   const ref = all[TARGET_REFERENCE]
   if (ref !== undefined && parseRefName(Buffer.from(ref, "utf8").toString("base64")) === undefined) return undefined
-  const rest: Record<string, string> = {}
-  for (const [k, v] of annotations) if (k !== TARGET_LAYER_DIGEST && k !== TARGET_REFERENCE) rest[k] = v
+  // fromEntries defines own properties: `rest[k] = v` would drop a `__proto__` annotation
+  const rest = Object.fromEntries(annotations.filter(([k]) => k !== TARGET_LAYER_DIGEST && k !== TARGET_REFERENCE))
   return { digest, ref, annotations: rest }
 }

@@ -118,3 +118,16 @@ describe("seed pool paths, fuzzed", () => {
     )
   }, FUZZ_TIMEOUT_MS)
 })
+
+// Counterexamples found by the properties above, pinned.
+describe("seed pool path regressions found by fuzzing", () => {
+  test("an annotation named __proto__ survives encode → decode (was dropped by poolTarget: `rest[k] = v`)", () => {
+    const digest = `sha256:${"0".repeat(64)}` as Digest
+    const a = JSON.parse('{"__proto__":"", "z":"1"}') as Record<string, string>
+    const elements = seedAnnotations(digest, undefined, a).map(([k, v]) => parsePoolElement(poolElement(k, v))!)
+    const t = poolTarget(elements, digest)
+    expect(Object.entries(t!.annotations)).toEqual([["__proto__", ""], ["z", "1"]])
+    // and the layer's path is the one the annotations name: the same elements again
+    expect(seedAnnotations(digest, undefined, t!.annotations)).toEqual(elements)
+  })
+})
