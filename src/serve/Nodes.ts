@@ -7,6 +7,7 @@
  */
 import type { Digest } from "../domain/Digest.ts"
 import { FUSE_ROOT_ID } from "../fuse/Protocol.ts"
+import type { LazyLayer, LazyRef } from "../lazy/LazyFs.ts"
 
 export type NodeKind =
   | { readonly kind: "root" }
@@ -19,8 +20,11 @@ export type NodeKind =
     /** the blob digest and real directory of the layer in the store */
     readonly layer: Digest
     readonly dir: string
+    /** served from its TOC while it is still being pulled (src/lazy) */
+    readonly lazy?: LazyLayer | undefined
   }
   | { readonly kind: "link"; readonly target: string }
+  | { readonly kind: "lazy"; readonly ref: LazyRef }
 
 export interface Node {
   readonly id: number

@@ -23,6 +23,10 @@ import * as P from "../fuse/Protocol.ts"
 import { type Node, NodeTable, type NodeKind } from "./Nodes.ts"
 import { MAX_POOL_DEPTH, parseKey, parseLayerEntry, parsePoolElement, parseRefName, parseRootfsName, POOL_DIR, poolTarget, USE_FILE } from "./Names.ts"
 import type { LayerRequest, ServedLayer } from "./Resolver.ts"
+import { type LazyLayer, lazyAttr, makeLazyFs } from "../lazy/LazyFs.ts"
+
+/** A layer the supply serves lazily carries its lazy side (src/lazy/LazySupply.ts). */
+const lazyOf = (served: ServedLayer): LazyLayer | undefined => (served as ServedLayer & { readonly lazy?: LazyLayer }).lazy
 
 export interface LayerSupply {
   readonly resolve: (req: LayerRequest) => Promise<ServedLayer | undefined>
@@ -41,6 +45,7 @@ const enc = new TextEncoder()
 
 export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): FuseHandler & { readonly nodes: NodeTable } => {
   const nodes = new NodeTable()
+  const lazyFs = makeLazyFs(nodes, (ref) => ({ kind: "lazy", ref }))
   const dirValid = opts.dirValid ?? 60
   const layerValid = opts.layerValid ?? 60
   const started = Date.now() / 1000
@@ -49,6 +54,8 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
     switch (data.kind) {
       case "link":
         return { ino: id, mode: P.S_IFLNK | 0o777, size: enc.encode(data.target).length, nlink: 1, time: started }
+      case "lazy":
+        return lazyAttr(data.ref, started)
       case "layer":
         // writable by root: containers/storage creates `use` here (and is answered ENOENT)
         return { ino: id, mode: P.S_IFDIR | 0o755, size: 0, nlink: 2, time: started }
@@ -72,6 +79,7 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
     ref,
     layer: served.layer,
     dir: served.dir,
+    ...(lazyOf(served) ? { lazy: lazyOf(served) } : {}),
   })
 
   const lookupLayer = async (unique: bigint, parent: Node, name: string, req: LayerRequest) => {
@@ -110,11 +118,14 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
         return entry(unique, parent.id, name, { kind: "pool", annotations: [...d.annotations, kv] })
       }
       case "layer": {
+        if (d.lazy) return lazyFs.layerEntry(unique, parent.id, name, d.lazy) ?? enoent(unique)
         const e = parseLayerEntry(name)
         return e ? entry(unique, parent.id, name, { kind: "link", target: `${d.dir}/${e}` }) : enoent(unique)
       }
       case "link":
         return P.replyError(unique, P.Errno.ENOTDIR)
+      case "lazy":
+        return lazyFs.handle(req, parent, d.ref) ?? enoent(unique)
     }
   }
 
@@ -158,6 +169,9 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
 
   const handle = (req: P.Request): Uint8Array | Promise<Uint8Array> | undefined => {
     const unique = req.h.unique
+    // a lazily served layer's own nodes (src/lazy) answer for themselves
+    const lazyNode = req.op === "Forget" || req.op === "BatchForget" ? undefined : nodes.get(req.h.nodeid)
+    if (lazyNode?.data.kind === "lazy") return lazyFs.handle(req, lazyNode, lazyNode.data.ref)
     switch (req.op) {
       case "Lookup":
         return lookup(req)
