@@ -35,7 +35,7 @@ const name = Options.text("name").pipe(
   Options.optional,
 )
 const pool = Options.text("pool").pipe(
-  Options.withDescription("a pool to probe after <root>/.pool: an ALS store or a CVMFS-style tree; repeatable"),
+  Options.withDescription("a pool to probe after <root>/.pool: an ALS store or a CVMFS-style tree"),
   Options.repeated,
 )
 const platform = Options.text("platform").pipe(
@@ -83,7 +83,10 @@ const jobs = Options.integer("jobs").pipe(
 )
 
 export const timeout = Options.integer("timeout").pipe(
-  Options.withDescription("seconds to wait for a registry's answer, and for a stalled download to move, before retrying"),
+  Options.withDescription(
+    "seconds to wait for a registry before giving up (default 30 for an answer, 60 for a body): an answer, retries included; " +
+      "a manifest, token or config, whole; a download, for each 1 KiB (a wait past 5 s is told on stderr)",
+  ),
   Options.optional,
 )
 
