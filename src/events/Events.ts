@@ -152,6 +152,33 @@ export const TocIgnored = Schema.TaggedStruct("TocIgnored", {
   reason: Schema.String,
 })
 
+/** `als serve --lazy`: a layer served from its verified TOC while it is still being pulled. */
+export const LayerServedLazily = Schema.TaggedStruct("LayerServedLazily", {
+  layer: Digest,
+  key: Digest,
+  ref: Schema.optional(Ref),
+  format: Schema.Literal("zstd:chunked", "estargz"),
+  tocDigest: Digest,
+  /** regular files, their bytes, and the compressed bytes fetched for the TOC */
+  files: Schema.Number,
+  bytes: Schema.Number,
+  tocBytes: Schema.Number,
+})
+/** `als serve --lazy`: chunks read for a lazily served layer since the last such event (aggregated). */
+export const LazyChunksFetched = Schema.TaggedStruct("LazyChunksFetched", {
+  layer: Digest,
+  chunks: Schema.Number,
+  bytes: Schema.Number,
+  cached: Schema.Number,
+})
+/** `als serve --lazy`: a read of a lazily served file failed (a chunk that failed its check, a source gone). */
+export const LazyReadFailed = Schema.TaggedStruct("LazyReadFailed", {
+  layer: Digest,
+  file: Schema.String,
+  corrupt: Schema.Boolean,
+  reason: Schema.String,
+})
+
 export const Event = Schema.Union(
   StoreInitialized,
   LogRepaired,
@@ -174,6 +201,9 @@ export const Event = Schema.Union(
   LayerAcquired,
   LayerReleased,
   TocIgnored,
+  LayerServedLazily,
+  LazyChunksFetched,
+  LazyReadFailed,
 )
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -201,6 +231,9 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   LayerAcquired: 1,
   LayerReleased: 1,
   TocIgnored: 1,
+  LayerServedLazily: 1,
+  LazyChunksFetched: 1,
+  LazyReadFailed: 1,
 }
 
 /** Who wrote an event, when, and as part of which workflow run. */

@@ -72,6 +72,12 @@ export const outcome = (ev: Event): string => {
       return `refused: ${ev.reason}`
     case "TocIgnored":
       return `TOC ${ev.tocDigest} from ${ev.from} ignored: ${ev.reason}`
+    case "LayerServedLazily":
+      return `served lazily (${ev.format}, ${ev.files} files)`
+    case "LazyChunksFetched":
+      return `${ev.chunks} chunks, ${ev.bytes} B fetched, ${ev.cached} cached`
+    case "LazyReadFailed":
+      return `read of ${ev.file} failed: ${ev.reason}`
     case "LayerCommitted":
       return ev.source === "link" ? `committed (link)` : "committed (pull)"
     case "BlobFetched":

@@ -186,6 +186,9 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
     case "LinkRefused":
       return count(s, (c) => ({ linksRefused: c.linksRefused + 1 }))
     case "TocIgnored":
+    case "LayerServedLazily":
+    case "LazyChunksFetched":
+    case "LazyReadFailed":
       return s
     case "LayerLinked":
       return count(s, (c) => ({ layersLinked: c.layersLinked + 1 }))
