@@ -63,15 +63,31 @@ export const paragraphs = (lines: ReadonlyArray<string>): Array<Array<string>> =
 
 const COMMAND_NAME = /^[a-z][a-z0-9-]*$/
 
-/** The commands the top-level help lists: indented `name  summary` lines of its description. */
+/**
+ * The commands the top-level help lists: the names from its COMMANDS section (`  - pull …`),
+ * else from its description's `  name  summary` lines; each summary from the description's line
+ * for it (`  pull put every layer…`, with its more-indented continuation lines), else "".
+ */
 export const listedCommands = (help: HelpText): Array<CommandEntry> => {
+  const description = section(help, "DESCRIPTION")
+  const summaries = new Map<string, string>()
+  description.forEach((line, i) => {
+    const m = /^ {2}([a-z][a-z0-9-]*) +(\S.*)$/.exec(line)
+    if (!m || summaries.has(m[1]!)) return
+    const parts = [m[2]!.trim()]
+    for (let j = i + 1; j < description.length && /^ {3,}\S/.test(description[j]!); j++) parts.push(description[j]!.trim())
+    summaries.set(m[1]!, parts.join(" "))
+  })
+  const fromCommands = section(help, "COMMANDS")
+    .map((l) => /^\s+- ([a-z][a-z0-9-]*)(?:\s|$)/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined)
+  const names = fromCommands.length > 0 ? fromCommands : [...summaries.keys()]
   const seen = new Set<string>()
   const out: Array<CommandEntry> = []
-  for (const line of section(help, "DESCRIPTION")) {
-    const m = /^ {2}([a-z][a-z0-9-]*) {2,}(\S.*)$/.exec(line)
-    if (!m || seen.has(m[1]!) || !COMMAND_NAME.test(m[1]!)) continue
-    seen.add(m[1]!)
-    out.push({ name: m[1]!, summary: m[2]!.trim() })
+  for (const name of names) {
+    if (seen.has(name) || !COMMAND_NAME.test(name)) continue
+    seen.add(name)
+    out.push({ name, summary: summaries.get(name) ?? "" })
   }
   return out
 }
@@ -185,10 +201,12 @@ export const renderManPage = (p: PageInput): string => {
     ".SH SYNOPSIS",
   ]
   // Usage: "$ pull [--flag …] <ARG>" (older help) or "$ als pull …": always shown as `als pull …`.
-  const usage = section(p.help, "USAGE")
-    .map((l) => l.trim())
-    .filter((l) => l !== "")
-    .map((l) => l.replace(/^\$\s*/, ""))
+  // one usage per "$ " line; a usage wrapped to the terminal continues on lines without it
+  const usage: Array<string> = []
+  for (const l of section(p.help, "USAGE").map((l) => l.trim()).filter((l) => l !== "")) {
+    if (l.startsWith("$") || usage.length === 0) usage.push(l.replace(/^\$\s*/, ""))
+    else usage[usage.length - 1] += ` ${l}`
+  }
   for (const u of usage.length > 0 ? usage : [""]) {
     const words = u.split(/\s+/).filter(Boolean)
     if (words[0] === "als") words.shift()
@@ -275,6 +293,13 @@ const isoDate = (): string => {
   return new Date().toISOString().slice(0, 10)
 }
 
+/** "An Additional Layer Store for podman, …: fills …" → "an Additional Layer Store for podman, …" */
+const firstSentenceOf = (help: HelpText): string =>
+  (section(help, "DESCRIPTION").find((l) => l.trim() !== "") ?? "")
+    .split(/[:.]/)[0]!
+    .trim()
+    .replace(/^(A|An|The) /, (w) => w.toLowerCase())
+
 /** Writes als.1 and als-CMD.1 for every listed command into `outDir`; returns the paths. */
 export const generate = async (als: string, outDir: string, date: string): Promise<Array<string>> => {
   // "0.1.0", or "als 0.1.0": the last word of the first line
@@ -283,11 +308,7 @@ export const generate = async (als: string, outDir: string, date: string): Promi
   const top = parseHelp(await readHelp(als, ["--help"]))
   const commands = listedCommands(top)
   if (commands.length === 0) throw new Error("`als --help` lists no commands")
-  // "An Additional Layer Store for podman, …: fills …" → "an Additional Layer Store for podman, …"
-  const firstSentence = (section(top, "DESCRIPTION").find((l) => l.trim() !== "") ?? "")
-    .split(/[:.]/)[0]!
-    .trim()
-    .replace(/^(A|An|The) /, (w) => w.toLowerCase())
+  const firstSentence = firstSentenceOf(top)
   mkdirSync(outDir, { recursive: true })
   const written: Array<string> = []
   const write = (file: string, text: string) => {
@@ -295,13 +316,15 @@ export const generate = async (als: string, outDir: string, date: string): Promi
     writeFileSync(path, text, { mode: 0o644 })
     written.push(path)
   }
-  write(
-    "als.1",
-    renderManPage({ command: undefined, help: top, summary: firstSentence || "an Additional Layer Store", version, date, commands }),
-  )
   // all at once: each run is mostly the binary starting up
   const helps = await Promise.all(commands.map(async (c) => parseHelp(await readHelp(als, [c.name, "--help"]))))
-  commands.forEach((c, i) => {
+  // a command the top-level description does not summarize: its own description's first sentence
+  const summarized = commands.map((c, i) => ({ ...c, summary: c.summary || firstSentenceOf(helps[i]!) || c.name }))
+  write(
+    "als.1",
+    renderManPage({ command: undefined, help: top, summary: firstSentence || "an Additional Layer Store", version, date, commands: summarized }),
+  )
+  summarized.forEach((c, i) => {
     write(`als-${c.name}.1`, renderManPage({ command: c.name, help: helps[i]!, summary: c.summary, version, date, commands: [] }))
   })
   return written

@@ -1,7 +1,7 @@
 // `bun run package` builds a .deb with dpkg-deb; dpkg installs it on this machine (als in
 // /usr/bin runs, man finds its pages), then removes and purges it leaving no file behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alsCommand, DIST_ALS, REPO_ROOT } from "../../lib/als.ts"
@@ -38,7 +38,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // never leave the package installed, whatever failed
-  if ((await sh(["dpkg-query", "-W", "-f=${Status}", "als"])).stdout.includes("installed")) await dpkg(["-P", "als"])
+  // dpkg knows the package (installed, or removed with its maintainer scripts kept): purge it
+  if ((await sh(["dpkg-query", "-W", "-f=${Status}", "als"])).exitCode === 0) await dpkg(["-P", "als"])
   if (work) rmSync(work, { recursive: true, force: true })
 }, 5 * 60_000)
 
@@ -89,12 +90,14 @@ describe("the .deb", () => {
     expect(status.stdout).toBe("install ok installed")
 
     const listed = (await sh(["dpkg", "-L", "als"])).stdout.trim().split("\n").filter((p) => p.startsWith("/") && p !== "/.")
-    const files = listed.filter((p) => !lstatSync(p).isDirectory())
+    // (a directory may be a symlink to one on a merged-/usr system: /lib → usr/lib)
+    const files = listed.filter((p) => !statSync(p).isDirectory())
     expect(files).toContain("/usr/bin/als")
     expect(files).toContain("/usr/share/man/man1/als.1.gz")
 
     const removed = await dpkg(["-r", "als"])
     expect(removed.exitCode, show(removed)).toBe(0)
+    expect((await sh(["dpkg-query", "-W", "-f=${Status}", "als"])).stdout).not.toMatch(/ installed$/)
     expect(files.filter((f) => existsSync(f))).toEqual([])
     const purged = await dpkg(["-P", "als"])
     expect(purged.exitCode, show(purged)).toBe(0)

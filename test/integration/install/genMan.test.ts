@@ -35,6 +35,7 @@ OPTIONS
 COMMANDS
 
   - pull [--name text] <REF>...  Put every layer…
+  - lookup [OPTIONS] <DIGEST>
 `
 
 const PULL = `als
@@ -160,6 +161,43 @@ describe("gen-man", () => {
     expect(top).not.toContain("Put every layer…")
     expect(top).toContain("\\fBals\\-pull\\fR(1),\n\\fBals\\-lookup\\fR(1),\n")
     expect(top).toContain("\n.SH EXIT STATUS\n0 ok; 2 usage.\n")
+  })
+
+  test("commands come from COMMANDS, summaries from the description, wrapped or not", () => {
+    const wrapped = parseHelp(`als 0.1.0
+
+USAGE
+
+$ als COMMAND [OPTIONS]
+
+DESCRIPTION
+
+Getting layers:
+  pull put every layer of an image in the store: registry, oci:DIR,
+    docker-archive:FILE
+  ls stored layers
+
+COMMANDS
+
+  - ls [OPTIONS]
+  - pull [OPTIONS] <REF> [<REF>...]
+  - gc [OPTIONS]
+`)
+    expect(listedCommands(wrapped)).toEqual([
+      { name: "ls", summary: "stored layers" },
+      { name: "pull", summary: "put every layer of an image in the store: registry, oci:DIR, docker-archive:FILE" },
+      { name: "gc", summary: "" },
+    ])
+    // a usage wrapped to the terminal is still one synopsis
+    const p = renderManPage({
+      command: "pull",
+      help: parseHelp("USAGE\n\n$ als pull [--name text]\n  [--jobs integer] <REF>...\n"),
+      summary: "s",
+      version: "1",
+      date: "2026-01-02",
+      commands: [],
+    })
+    expect(p).toContain("\n.SH SYNOPSIS\n.B als pull\n[\\-\\-name text] [\\-\\-jobs integer] <REF>...\n.SH SEE ALSO")
   })
 
   test("help without a USAGE section is refused; escape codes are removable", () => {

@@ -53,8 +53,12 @@ const renderMan = async (page: string, width: number): Promise<RunResult> => {
   return { cmd: ["(troff read as text)", page], exitCode: 0, stdout: text, stderr: "", durationMs: 0 }
 }
 
-/** The help's commands, as `als --help` lists them under its description. */
-const commandsOf = (help: string): string[] => [...help.matchAll(/^ {2}([a-z][a-z0-9-]*) {2,}\S/gm)].map((m) => m[1]!)
+/** The help's commands, as @effect/cli lists them under COMMANDS (`  - pull …`). */
+const commandsOf = (help: string): string[] => {
+  const at = help.indexOf("\nCOMMANDS\n")
+  expect(at).toBeGreaterThan(-1)
+  return [...help.slice(at).matchAll(/^\s+- ([a-z][a-z0-9-]*)\b/gm)].map((m) => m[1]!)
+}
 
 let work: string
 /** A private copy of dist/als: other test processes may rebuild dist/als while these run. */
