@@ -50,7 +50,7 @@ export class FileStore implements ByteStore {
       const what = st.isSymbolicLink() ? "a symlink" : st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : st.isSocket() ? "a socket" : "a device"
       throw logIoError("open", path, {
         code: "ENOTREG",
-        message: `it is ${what}, not a regular file; als refuses to use it as its log (move it away and run \`als audit\`)`,
+        message: `it is ${what}, not a regular file; als refuses to use it as its log (put the log file itself at this path, or move it away to start a new log)`,
       })
     }
     let before: fs.Stats | undefined
