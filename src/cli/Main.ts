@@ -4,6 +4,7 @@ import { Console, Effect } from "effect"
 import { ALS_VERSION } from "../version.ts"
 import { checkArgv, flagTable } from "./ArgvGuard.ts"
 import { colorless, wantsPlain } from "./Colour.ts"
+import { helpFor, helpWidth } from "./Help.ts"
 import { withStorePolicy } from "./StorePolicy.ts"
 import { UsageError } from "./UsageError.ts"
 import { completionCommand } from "./CompletionCommand.ts"
@@ -26,9 +27,9 @@ import { serveCommand } from "./ServeCommand.ts"
  */
 const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string]>]> = [
   ["Getting layers", [
-    ["pull", "put every layer of an image in the store: registry, oci:DIR, docker-archive:FILE"],
-    ["lookup", "find one layer: in the store, else linked from a pool (exit 1: not found)"],
-    ["serve", "mount the store as a FUSE filesystem podman drives itself (pulls on lookup, counts uses)"],
+    ["pull", "put an image's layers in the store: registry, OCI layout, archive"],
+    ["lookup", "find a layer in the store, else link it from a pool (1: not found)"],
+    ["serve", "mount the store for podman (FUSE): pulls on lookup, counts uses"],
   ]],
   ["Inspecting", [
     ["ls", "stored layers: digest, source, size, the images that name them"],
@@ -38,7 +39,7 @@ const groups: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, st
   ["Maintenance", [
     ["rm", "remove an image's :ref view (its layers stay until gc)"],
     ["gc", "remove layers that no ref names and no podman layer uses"],
-    ["doctor", "check that podman can use the store, and say how to fix what is wrong"],
+    ["doctor", "check that podman can use the store; say how to fix what is wrong"],
     ["init", "create a store and print the storage.conf line for podman"],
   ]],
   ["Other", [
@@ -99,6 +100,11 @@ export const runCli = (argv: ReadonlyArray<string>): ReturnType<typeof runTree> 
   Effect.suspend(() => {
     const refused = checkArgv(flags, argv.slice(2))
     if (refused !== undefined) return Effect.fail(new UsageError({ message: refused }))
+    // help is als's own layout (Help.ts), not @effect/cli's
+    // `als` alone: the same help as `als --help`
+    const words = argv.length > 2 ? argv.slice(2) : ["--help"]
+    const help = helpFor(als, rootDescription(names), ALS_VERSION, words, helpWidth(process.stdout))
+    if (help !== undefined) return Effect.sync(() => void process.stdout.write(help))
     const run = runTree(argv)
     const plainOut = wantsPlain(process.stdout, process.env)
     const plainErr = wantsPlain(process.stderr, process.env)
