@@ -137,7 +137,7 @@ const tryTake = (lockPath: string, staleMs: number, recordOwner: boolean): Held 
         throw e
       }
     }
-    return hold(lockPath, staleMs)
+    return hold(lockPath, staleMs, recordOwner)
   }
   return undefined
 }
@@ -175,7 +175,7 @@ const takeOver = (lockPath: string, staleMs: number): Busy | "retry" => {
   return "retry"
 }
 
-const hold = (lockPath: string, staleMs: number): Held => {
+const hold = (lockPath: string, staleMs: number, recordOwner: boolean): Held => {
   // Refreshing can fail only if the lock was taken over (this process stalled for staleMs):
   // nothing is left to undo then, as with proper-lockfile's onCompromised.
   const timer = setInterval(() => {
@@ -190,6 +190,11 @@ const hold = (lockPath: string, staleMs: number): Held => {
   return {
     release: () => {
       clearInterval(timer)
+      if (recordOwner) {
+        // taken over while this process was stopped: the lock is someone else's now
+        const o = readOwner(lockPath)
+        if (o?.host !== os.hostname() || o.pid !== process.pid) return
+      }
       try {
         removeLockDir(lockPath)
       } catch {

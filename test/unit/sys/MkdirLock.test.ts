@@ -145,6 +145,19 @@ describe("mkdir lock: the holder's host and pid", () => {
     }
   })
 
+  test("a holder whose lock was taken over (it was stopped past the stale time) does not remove the new holder's", async () => {
+    const dir = tmp()
+    const lock = path.join(dir, "x.lock")
+    const r = await run(lock, Effect.sync(() => {
+      // what a waiter does to a stale lock, then its own lock in the same place
+      fs.renameSync(lock, path.join(dir, "grave"))
+      fs.mkdirSync(lock)
+      fs.writeFileSync(path.join(lock, "owner"), `${os.hostname()} ${process.ppid}\n`)
+    }), { ...long, recordOwner: true })
+    expect(Either.isRight(r)).toBe(true)
+    expect(readOwner(lock)).toEqual({ host: os.hostname(), pid: process.ppid })
+  })
+
   test("a waiter is told once, after noticeMs, whom it waits for", async () => {
     const { lock } = heldBy(`${os.hostname()} ${process.ppid}\n`)
     const told: Array<LockOwner | undefined> = []
