@@ -14,10 +14,11 @@
  *   (PullFailed with the layer) and is never remembered: the next lookup tries again.
  */
 import { Cause, Data, Effect, Runtime } from "effect"
-import * as fs from "node:fs/promises"
+import * as fsSync from "node:fs"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
+import type { Event } from "../events/Events.ts"
 import { Journal, type Reporter } from "../events/Journal.ts"
 import type { StoreConfig } from "../store/StoreConfig.ts"
 import type { Syscalls } from "../sys/Syscalls.ts"
@@ -64,7 +65,18 @@ type Services = LayerStore | Journal | RegistryClient | Reporter | StoreConfig |
 /** The error a failed Runtime.runPromise carries, as the effect failed with it. */
 const unwrap = (e: unknown): unknown => (Runtime.isFiberFailure(e) ? Cause.squash(e[Runtime.FiberFailureCauseId]) : e)
 
-const exists = (p: string) => fs.stat(p).then(() => true, () => false)
+/** stat that follows links, as containers/storage checks a layer's entries. */
+/** How long answered lookups' events may wait to be written together. */
+const BATCH_MS = 200
+
+const exists = (p: string) => {
+  try {
+    fsSync.statSync(p)
+    return true
+  } catch {
+    return false
+  }
+}
 
 export const makeResolver = (opts: ResolverOptions) =>
   Effect.gen(function*() {
@@ -75,21 +87,65 @@ export const makeResolver = (opts: ResolverOptions) =>
     const jobs = yield* Effect.makeSemaphore(Math.max(1, opts.jobs))
     const manifestTtl = opts.manifestTtlMs ?? 30_000
 
-    /** What the store shows under `key` right now, complete, with its real directory. */
-    const stored = async (key: Digest): Promise<ServedLayer | undefined> => {
+    /**
+     * What the store shows under `key` right now, complete, with its real directory. Four
+     * synchronous syscalls on the store's disk (never on our own mount): cheaper than four
+     * trips through the thread pool, on the path of every lookup.
+     */
+    const storedNow = (key: Digest): ServedLayer | undefined => {
       const dir = store.paths.layer(key)
-      const complete = await Promise.all(LAYER_ENTRIES.map((e) => exists(path.join(dir, e))))
-      if (!complete.every(Boolean)) return undefined
-      // a TOC alias is a symlink to the blob digest's directory: serve the real one
-      const real = await fs.realpath(dir).catch(() => undefined)
-      if (real === undefined || path.dirname(real) !== store.paths.root) return undefined
+      if (!LAYER_ENTRIES.every((e) => exists(path.join(dir, e)))) return undefined
+      let real: string
+      try {
+        // a TOC alias is a symlink to the blob digest's directory: serve the real one
+        real = fsSync.realpathSync(dir)
+      } catch {
+        return undefined
+      }
+      if (path.dirname(real) !== store.paths.root) return undefined
       return { dir: real, layer: path.basename(real) as Digest }
     }
+    const stored = async (key: Digest): Promise<ServedLayer | undefined> => storedNow(key)
 
     // events written after the answer, one after another, never failing the caller
     let background: Promise<unknown> = Promise.resolve()
     const later = (effect: Effect.Effect<unknown, unknown, Services>) => {
       background = background.then(() => run(Effect.ignore(effect)))
+    }
+    // Events of answered lookups and use counts, and the `:ref` entries of found layers, are
+    // written in batches at most every BATCH_MS: a log append syncs the log on this thread
+    // (milliseconds of a busy disk), which would otherwise sit between every two answers.
+    let pending: Event[] = []
+    const refEntries = new Map<string, Map<Digest, Digest>>()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const flushBatch = () => {
+      timer = undefined
+      const batch = pending
+      const refs = [...refEntries]
+      pending = []
+      refEntries.clear()
+      later(Effect.gen(function*() {
+        if (batch.length > 0) yield* journal.emitAll(batch)
+        for (const [ref, keys] of refs) {
+          const entries = [...keys].map(([key, blobDigest]) => ({ key, blobDigest }))
+          if ((yield* store.indexRef(ref, entries)) > 0) {
+            yield* journal.emit({ _tag: "RefIndexed", ref, layers: [...new Set(keys.values())] })
+          }
+        }
+      }))
+    }
+    const schedule = () => {
+      timer ??= setTimeout(flushBatch, BATCH_MS)
+    }
+    const record = (events: ReadonlyArray<Event>) => {
+      pending.push(...events)
+      schedule()
+    }
+    const indexLater = (ref: string, key: Digest, layer: Digest) => {
+      const m = refEntries.get(ref) ?? new Map<Digest, Digest>()
+      m.set(key, layer)
+      refEntries.set(ref, m)
+      schedule()
     }
 
     const manifests = new Map<string, { readonly at: number; readonly image: Promise<{ source: ImageSource; image: SourceImage }> }>()
@@ -176,20 +232,13 @@ export const makeResolver = (opts: ResolverOptions) =>
      * had (not in the image, a failed pull, past the deadline). Never rejects.
      */
     const resolve = async (req: LayerRequest): Promise<ServedLayer | undefined> => {
-      const have = await stored(req.key).catch(() => undefined)
+      const have = storedNow(req.key)
       if (have) {
-        later(Effect.gen(function*() {
-          yield* journal.emitAll([
-            { _tag: "LookupRequested", layer: req.key, ...(req.ref !== undefined ? { ref: req.ref } : {}) },
-            { _tag: "LayerFound", layer: req.key, path: have.dir },
-          ])
-          if (req.ref !== undefined) {
-            const entries = [{ key: req.key, blobDigest: have.layer }]
-            if ((yield* store.indexRef(req.ref, entries)) > 0) {
-              yield* journal.emit({ _tag: "RefIndexed", ref: req.ref, layers: [have.layer] })
-            }
-          }
-        }))
+        record([
+          { _tag: "LookupRequested", layer: req.key, ...(req.ref !== undefined ? { ref: req.ref } : {}) },
+          { _tag: "LayerFound", layer: req.key, path: have.dir },
+        ])
+        if (req.ref !== undefined) indexLater(req.ref, req.key, have.layer)
         return have
       }
       if (req.ref === undefined || req.annotations !== undefined) {
@@ -209,10 +258,16 @@ export const makeResolver = (opts: ResolverOptions) =>
 
     /** Use counts, as events (written after the answer). */
     const used = (tag: "LayerAcquired" | "LayerReleased", layer: ServedLayer, key: Digest, ref: string | undefined, pid: number) =>
-      later(journal.emit({ _tag: tag, layer: layer.layer, key, ...(ref !== undefined ? { ref } : {}), pid }))
+      record([{ _tag: tag, layer: layer.layer, key, ...(ref !== undefined ? { ref } : {}), pid }])
 
-    /** Waits until every event queued so far is written. */
-    const flush = () => background.then(() => undefined)
+    /** Writes every event queued so far; resolves once they are in the log. */
+    const flush = () => {
+      if (timer !== undefined) {
+        clearTimeout(timer)
+        flushBatch()
+      }
+      return background.then(() => undefined)
+    }
 
     return { resolve, stored, used, flush } as const
   })
