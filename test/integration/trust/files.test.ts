@@ -173,3 +173,34 @@ test("store files written with umask 077 stay readable by others (blob, info)", 
     expect(mode(join(root, l.digest, "info")) & 0o004).toBe(0o004)
   }
 }, 5 * MIN)
+
+describe("hostile pools through `als lookup` (LinkRefused with the reason; nothing linked)", () => {
+  test("a FIFO info does not hang the lookup; a diff symlinked to /etc is not linked", async () => {
+    const pool = dirs.make("hostile-pool")
+    await alsOk(["pull", "--root", pool, "--tls-verify=false", ref])
+    const root = dirs.make("hostile-root")
+    await alsOk(["init", "--root", root])
+    // L1: its info replaced by a FIFO (a plain read would wait for a writer forever)
+    const info = join(pool, L1.digest, "info")
+    renameSync(info, `${info}.real`)
+    execFileSync("mkfifo", [info])
+    const t0 = Date.now()
+    const r1 = await als(["lookup", L1.digest, "--root", root, "--pool", `store:${pool}`], { timeoutMs: 120_000 })
+    expect(r1.exitCode, describeResult(r1)).toBe(1)
+    expect(Date.now() - t0).toBeLessThan(120_000)
+    // L2: its diff replaced by a symlink to the host's /etc
+    const diff = join(pool, L2.digest, "diff")
+    renameSync(diff, `${diff}.real`)
+    symlinkSync("/etc", diff)
+    const r2 = await als(["lookup", L2.digest, "--root", root, "--pool", `store:${pool}`])
+    expect(r2.exitCode, describeResult(r2)).toBe(1)
+    expect(existsSync(join(root, L1.digest))).toBe(false)
+    expect(existsSync(join(root, L2.digest))).toBe(false)
+    const log = await alsOk(["log", "--json", "--root", root, "--type", "LinkRefused"])
+    const reasons = log.stdout.trim().split("\n").map((l) => JSON.parse(l) as { layer: string; reason: string })
+    expect(reasons.map((e) => [e.layer, /FIFO/.test(e.reason) ? "FIFO" : /symlink/.test(e.reason) ? "symlink" : e.reason])).toEqual([
+      [L1.digest, "FIFO"],
+      [L2.digest, "symlink"],
+    ])
+  }, 5 * MIN)
+})
