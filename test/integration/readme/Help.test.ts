@@ -1,7 +1,8 @@
 // Help that teaches: `als --help` lists the commands by task, every command's --help exits 0
 // with an example, and `als completion SHELL` prints a completion script.
 import { describe, expect, test } from "bun:test"
-import { als, describeResult } from "../../lib/als.ts"
+import { als, alsCommand, describeResult } from "../../lib/als.ts"
+import { run } from "../../lib/sh.ts"
 
 const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "")
 
@@ -45,5 +46,32 @@ describe("help", () => {
     expect(fish.stdout).toContain("complete -c als")
     const bad = await als(["completion", "tcsh"])
     expect(bad.exitCode).not.toBe(0)
+  }, 60_000)
+
+  test("help is wrapped to 80 columns in a pipe and to the terminal's width on one", async () => {
+    const widest = (s: string) => Math.max(...s.split(/\r?\n/).map((l) => [...l].length))
+    const piped = await als(["pull", "--help"], { env: { COLUMNS: "200" } })
+    expect(piped.exitCode, describeResult(piped)).toBe(0)
+    expect(widest(piped.stdout)).toBeLessThanOrEqual(80)
+    expect(widest(piped.stdout)).toBeGreaterThan(70)
+    expect(piped.stdout).toContain("$ als pull [OPTIONS] REF [REF...]")
+    expect(piped.stdout).not.toContain("als als")
+    expect(piped.stdout).toContain("--tls-verify[=true|false]")
+    for (const hidden of ["--wizard", "--completions"]) expect(piped.stdout).not.toContain(hidden)
+    const bin = (await alsCommand()).join(" ")
+    for (const cols of [60, 120]) {
+      const tty = await run(["script", "-qec", `stty cols ${cols}; ${bin} pull --help`, "/dev/null"], { timeoutMs: 60_000, env: { NO_COLOR: "1" } })
+      // the first line may carry a launcher's spinner when not run from dist/als
+      const body = tty.stdout.slice(tty.stdout.indexOf("USAGE"))
+      expect({ cols, widest: widest(body) <= cols, used: widest(body) > cols - 15 }).toEqual({ cols, widest: true, used: true })
+    }
+  }, 120_000)
+
+  test("--wizard and --completions are left out of help but still work", async () => {
+    const completions = await als(["--completions", "bash"])
+    expect(completions.exitCode, describeResult(completions)).toBe(0)
+    expect(completions.stdout).toContain("_als_bash_completions")
+    const root = await als(["--help"])
+    for (const hidden of ["--wizard", "--completions"]) expect(root.stdout).not.toContain(hidden)
   }, 60_000)
 })
