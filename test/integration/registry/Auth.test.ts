@@ -140,6 +140,54 @@ describe("token auth (Bearer)", () => {
     ])
   })
 
+  test("a redirect to another origin: the Bearer token stays behind, the blob still verifies", async () => {
+    const layer = image.layers[0]
+    const storageSaw: Array<string | null> = []
+    const storage = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        storageSaw.push(req.headers.get("authorization"))
+        return new Response(layer.blob, { headers: { "content-length": String(layer.size) } })
+      },
+    })
+    const frontSaw: Array<string | null> = []
+    const front = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const url = new URL(req.url)
+        frontSaw.push(req.headers.get("authorization"))
+        if (url.pathname.endsWith(`/blobs/${layer.digest}`) && req.headers.get("authorization")?.startsWith("Bearer ")) {
+          return new Response(null, { status: 307, headers: { location: `http://127.0.0.1:${storage.port}/cdn/${layer.digest}` } })
+        }
+        const headers = new Headers(req.headers)
+        headers.delete("host")
+        const res = await fetch(`${registry.url}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" })
+        return new Response(res.body, { status: res.status, headers: res.headers })
+      },
+    })
+    try {
+      const r = ok(
+        await withClient(
+          (c) =>
+            Effect.gen(function* () {
+              const b = yield* c.blob(ref(`127.0.0.1:${front.port}/team/app:1`), layer.digest as Digest)
+              return yield* Effect.promise(() => sha256Of(b.body))
+            }),
+          { keychain: { creds: `${user}:${pass}` } },
+        ),
+      )
+      expect(r.digest).toBe(layer.digest)
+      // the registry got the token; the other origin got nothing that authenticates us
+      expect(frontSaw.some((a) => a?.startsWith("Bearer "))).toBe(true)
+      expect(storageSaw).toEqual([null])
+    } finally {
+      front.stop(true)
+      storage.stop(true)
+    }
+  })
+
   test("a token per repository scope", async () => {
     const before = tokens.requests.length
     ok(
