@@ -34,8 +34,6 @@ export const digestAlgorithm = (d: Digest): "sha256" | "sha512" =>
 
 export const digestHex = (d: Digest): string => d.slice(d.indexOf(":") + 1)
 
-export const sha256Digest = (hex: string): Digest => parseDigest(`sha256:${hex}`)
-
 /** parseDigest as an Effect failing with InvalidDigest. */
 export const decodeDigest = (s: string): Effect.Effect<Digest, InvalidDigest> =>
   isDigest(s) ? Effect.succeed(s) : Effect.fail(new InvalidDigest({ value: s }))
