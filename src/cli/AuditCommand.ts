@@ -68,5 +68,8 @@ export const auditCommand = Command.make(
   "Check the log (every frame's checksum, the hash chain) and that the store is what the log says:\n" +
     "every committed layer present with its digests, nothing unexplained, every link resolving.\n" +
     "Exit 0 when clean, 1 when problems are found (each named: log frame and byte, or layer and path).\n" +
-    "Example: als audit --root /var/lib/als --checkpoint /safe/als.checkpoint; later: als audit --since /safe/als.checkpoint",
+    "A checkpoint saved now proves later that the log only grew since.\n\n" +
+    "Examples:\n" +
+    "  als audit --root /var/lib/als --checkpoint /safe/als.checkpoint\n" +
+    "  als audit --root /var/lib/als --since /safe/als.checkpoint",
 ))

@@ -21,6 +21,8 @@ export const completionCommand = <R, E, A>(root: () => Command.Command<string, R
       yield* Console.log(lines.join("\n"))
     })).pipe(Command.withDescription(
       "Print a shell completion script for als.\n\n" +
-        "Example: als completion bash > /etc/bash_completion.d/als   (zsh: als completion zsh > \"${fpath[1]}/_als\";\n" +
-        "fish: als completion fish > ~/.config/fish/completions/als.fish)",
+        "Examples:\n" +
+        "  als completion bash > /etc/bash_completion.d/als\n" +
+        "  als completion zsh > \"${fpath[1]}/_als\"\n" +
+        "  als completion fish > ~/.config/fish/completions/als.fish",
     ))

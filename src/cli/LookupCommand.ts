@@ -45,5 +45,5 @@ export const lookupCommand = Command.make(
   "Find one layer: in the store, else in a pool (linked, nothing copied). Prints the layer's path.\n" +
     "Exit 0 found or linked, 1 not found (then: als ls shows what the store has, als pull fetches the image).\n\n" +
     "Defaults: no --ref (only the layer's own directory); pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise).\n\n" +
-    "Example: als lookup sha256:4f4f… --ref docker.io/library/alpine:3.19 --pool /mnt/nfs/als",
+    "Example:\n  als lookup sha256:4f4f… --ref docker.io/library/alpine:3.19 --pool /mnt/nfs/als",
 ))
