@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import { join } from "node:path"
 import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { startFaultProxy } from "../lib/faultProxy.ts"
-import { buildFeatureImage, push, type FeatureImage } from "../lib/images.ts"
+import { buildFeatureImage, buildMultiArchIndex, push, type FeatureImage } from "../lib/images.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
 import { isMountPoint, run } from "../lib/sh.ts"
@@ -92,6 +92,25 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
       expect((await als(["audit", "--root", root])).exitCode).toBe(0)
     }, 10 * MIN)
   }
+
+  test("a multi-arch index: als serve resolves the host's platform; podman skips every layer and the other platform's layer is never fetched", async () => {
+    const pushed = await push(await buildMultiArchIndex(), registry.host, "serve/multi", "1")
+    const amd = pushed.manifests?.find((m) => m.platform?.architecture === "amd64")
+    const arm = pushed.manifests?.find((m) => m.platform?.architecture === "arm64")
+    expect(amd && arm).toBeDefined()
+    const root = res.tempDir("serve-store")
+    const mnt = res.tempDir("serve-mnt")
+    const server = await serve(root, mnt)
+    const podman = await res.podman4()
+    const r = await podman.pull(pushed.ref, { als: { root: mnt }, arch: "amd64" })
+    expectAllSkipped(r, amd!.layers.map((l) => l.digest), "podman 4 pull of the index through als serve")
+    expect(r.alsWarnings).toEqual([])
+    expect(await server.stop()).toBe(0)
+    const fetched = [...fetchesPerLayer(await alsLog(root)).keys()].sort()
+    expect(fetched).toEqual(amd!.layers.map((l) => l.digest).sort())
+    const armOnly = arm!.layers.map((l) => l.digest).filter((d) => !fetched.includes(d))
+    expect(armOnly.length).toBeGreaterThan(0)
+  }, 10 * MIN)
 
   test("podman run works on an image served through the mount; its layers stay on disk (diff is a symlink into the store)", async () => {
     const ref = await pushLayers(registry.host, "serve/busybox", "1", [await busyboxLayer(), await layerOf({ "etc/motd": "served by als\n" })])
