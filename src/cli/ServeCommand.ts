@@ -14,6 +14,7 @@ import { LayerStore } from "../store/LayerStore.ts"
 import { startSession } from "../fuse/Session.ts"
 import { makeResolver } from "../serve/Resolver.ts"
 import { makeServeFs } from "../serve/ServeFs.ts"
+import { makeLazySupply } from "../lazy/LazySupply.ts"
 import { ReporterSilent } from "../events/Journal.ts"
 import { errLine } from "./errLine.ts"
 import { endsBySignal } from "./exit.ts"
@@ -49,6 +50,20 @@ const timeout = Options.integer("timeout").pipe(
 
 const DEFAULT_LOOKUP_TIMEOUT_S = 300
 
+// lazy pulling (src/lazy): off by default until it is proven with podman
+const lazy = Options.choice("lazy", ["true", "false"]).pipe(
+  Options.withDescription(
+    "serve layers that carry a TOC (zstd:chunked, eStargz) lazily: a lookup returns once the TOC is fetched and verified, " +
+      "files are fetched chunk by chunk as they are read, and the whole layer is pulled in the background",
+  ),
+  Options.withDefault("false" as const),
+  Options.map((v) => v === "true"),
+)
+const lazyDelay = Options.integer("lazy-delay").pipe(
+  Options.withDescription("seconds after a layer is served lazily before its background pull starts"),
+  Options.withDefault(5),
+)
+
 /** Resolves at the first SIGTERM or SIGINT, or when the session ends by itself. */
 const untilStopped = (closed: Promise<string>) =>
   Effect.async<string>((resume) => {
@@ -64,7 +79,7 @@ const untilStopped = (closed: Promise<string>) =>
 
 export const serveCommand = Command.make(
   "serve",
-  { mountpoint, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, root: opt.root },
+  { mountpoint, pool, platform, tlsVerify, creds, authfile, jobs, timeout, certDir, root: opt.root, lazy, lazyDelay },
   (a) =>
     Effect.gen(function*() {
       const store = yield* LayerStore
@@ -99,7 +114,11 @@ export const serveCommand = Command.make(
         ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),
       ]
       const resolver = yield* makeResolver({ platform: plat, pools, jobs: a.jobs, timeoutMs: timeoutS * 1000 })
-      const handler = makeServeFs(resolver)
+      if (a.lazyDelay < 0) return yield* new UsageError({ message: `--lazy-delay ${a.lazyDelay}: at least 0` })
+      const supply = a.lazy
+        ? yield* makeLazySupply(resolver, { platform: plat, timeoutMs: timeoutS * 1000, completionDelayMs: a.lazyDelay * 1000 })
+        : resolver
+      const handler = makeServeFs(supply)
       const session = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => startSession({ mountpoint: mnt, handler }),

@@ -167,9 +167,11 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
     switch (req.op) {
       case "Lookup": {
         if (!dir || ref.what !== "toc") return P.replyError(unique, dir ? P.Errno.ENOENT : P.Errno.ENOTDIR)
-        const child = dir.children.get(req.name)
+        // the decoder reads names as latin1 bytes; TOC names are Unicode, written as UTF-8
+        const name = Buffer.from(req.name, "latin1").toString("utf8")
+        const child = dir.children.get(name)
         if (!child) return P.replyError(unique, P.Errno.ENOENT)
-        return entry(unique, node.id, req.name, { what: "toc", layer: ref.layer, node: child, path: ref.path === "" ? req.name : `${ref.path}/${req.name}` })
+        return entry(unique, node.id, req.name, { what: "toc", layer: ref.layer, node: child, path: ref.path === "" ? name : `${ref.path}/${name}` })
       }
       case "Getattr":
         return P.replyAttr(unique, lazyAttr(ref, started), VALID)

@@ -1,0 +1,206 @@
+/**
+ * `als serve --lazy`: the layer supply in front of the resolver. A lookup of a layer the store
+ * lacks, under a ref, whose descriptor carries a TOC annotation (zstd:chunked, eStargz) is
+ * answered as soon as the TOC is fetched by range and verified against the TOC digest: the
+ * layer directory then serves `diff` from the TOC (LazyFs.ts). Meanwhile the ordinary pull of
+ * the layer (the resolver's one shared acquisition: fetch, verify digest and DiffID, commit)
+ * runs in the background, after `completionDelayMs`; once committed, new lookups get the
+ * store's layer as always. A failed completion (a DiffID mismatch, a registry gone) drops the
+ * lazy layer: the next lookup goes to the resolver, which answers ENOENT if the pull fails
+ * again. Everything else (layers in the store, no TOC, no ref) is the resolver's.
+ */
+import { Effect, Runtime } from "effect"
+import * as path from "node:path"
+import type { Digest } from "../domain/Digest.ts"
+import { layerInfoJson } from "../domain/LayerInfo.ts"
+import type { Platform } from "../domain/Platform.ts"
+import { Journal } from "../events/Journal.ts"
+import type { Event } from "../events/Events.ts"
+import type { LayerRequest, Resolver, ServedLayer } from "../serve/Resolver.ts"
+import { LayerStore } from "../store/LayerStore.ts"
+import { StoreConfig } from "../store/StoreConfig.ts"
+import { tocAnnotation } from "../workflows/Pull.ts"
+import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
+import { tocExpectation } from "../verify/Toc.ts"
+import type { ImageSource, SourceImage, SourceLayer } from "../workflows/ImageSource.ts"
+import { makeChunkReader, type RangeSource } from "./Chunks.ts"
+import type { LazyLayer } from "./LazyFs.ts"
+import { fetchToc } from "./TocFetch.ts"
+
+export interface LazyOptions {
+  readonly platform: Platform
+  /** a read (or the TOC's fetch) that takes longer fails with EIO */
+  readonly timeoutMs: number
+  /** how long after a layer is served lazily its background pull starts */
+  readonly completionDelayMs: number
+  /** how often fetched-chunk counts are logged per layer (aggregated) */
+  readonly statsEveryMs?: number
+}
+
+type Served = ServedLayer & { readonly lazy?: LazyLayer }
+
+/** Ranges of one blob from the image's source: a request from `offset`, read to `length`, then dropped. */
+const sourceRanges = (run: <A>(e: Effect.Effect<A, unknown, never>) => Promise<A>, source: ImageSource, digest: Digest): RangeSource => ({
+  read: async (offset, length) => {
+    const blob = await run(source.blob(digest, { offset }))
+    const out = new Uint8Array(length)
+    let got = 0
+    for await (const chunk of blob.body) {
+      const n = Math.min(chunk.length, length - got)
+      out.set(chunk.subarray(0, n), got)
+      got += n
+      if (got >= length) break // leaving the loop cancels the rest of the body
+    }
+    return out.subarray(0, got)
+  },
+})
+
+const withDeadline = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`)), ms)
+    p.then((v) => (clearTimeout(t), resolve(v)), (e) => (clearTimeout(t), reject(e)))
+  })
+
+export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<Effect.Effect.Context<ReturnType<typeof configuredRegistrySource>> | Journal>()
+    const run = Runtime.runPromise(runtime)
+    const journal = yield* Journal
+    const store = yield* LayerStore
+    const config = yield* StoreConfig
+    const cacheRoot = path.join(store.paths.alsDir, "cache", "lazy")
+
+    const emit = (events: ReadonlyArray<Event>) => void run(Effect.ignore(journal.emitAll(events))).catch(() => {})
+
+    /** lazily served layers by every key they were asked under (blob digest, TOC digest) */
+    const serving = new Map<string, Promise<Served | undefined>>()
+    const images = new Map<string, { at: number; p: Promise<{ source: ImageSource; image: SourceImage }> }>()
+
+    const imageOf = (ref: string) => {
+      const hit = images.get(ref)
+      if (hit && Date.now() - hit.at < 30_000) return hit.p
+      const p = run(Effect.gen(function*() {
+        const source = yield* configuredRegistrySource(ref)
+        const image = yield* source.resolve(opts.platform)
+        return { source, image }
+      }) as Effect.Effect<{ source: ImageSource; image: SourceImage }, unknown, never>)
+      images.set(ref, { at: Date.now(), p })
+      p.catch(() => images.delete(ref))
+      return p
+    }
+
+    const startLazy = async (req: LayerRequest & { ref: string }, source: ImageSource, image: SourceImage, layer: SourceLayer): Promise<Served | undefined> => {
+      const toc = tocExpectation(layer.digest, layer.annotations)
+      if (!toc) return undefined
+      const ranges = sourceRanges(run as never, source, layer.digest)
+      const fetched = await withDeadline(fetchToc(ranges, layer.size, toc), opts.timeoutMs, "the TOC")
+      const reader = makeChunkReader(fetched.model.format, ranges, path.join(cacheRoot, layer.digest.replace(":", "-")))
+      const dir = store.paths.layer(layer.digest)
+
+      // the background pull: the resolver's own acquisition, shared with any plain lookup
+      let settle!: (file: string | undefined) => void
+      const completed = new Promise<string | undefined>((r) => (settle = r))
+      const keys = [layer.digest, fetched.digest, req.key]
+      setTimeout(() => {
+        resolver.resolve({ key: layer.digest, ref: req.ref }).then(async (got) => {
+          // the resolver gives up waiting at its deadline; the pull itself goes on: wait for it
+          for (let i = 0; !got && i < 3600; i++) {
+            await new Promise((r) => setTimeout(r, 1000))
+            got = await resolver.stored(layer.digest)
+            if (!got && i % 10 === 9) got = await resolver.resolve({ key: layer.digest, ref: req.ref })
+          }
+          settle(got ? path.join(got.dir, "blob") : undefined)
+        }, () => settle(undefined))
+      }, opts.completionDelayMs)
+      completed.then((file) => {
+        flushStats()
+        clearInterval(statsTimer)
+        // done either way: the store's layer (or, after a failure, the resolver's ENOENT) from now on
+        for (const k of keys) serving.delete(k)
+        if (!file) emit([{ _tag: "LazyReadFailed", layer: layer.digest, file: "", corrupt: false, reason: "the background pull of the layer failed; it is no longer served lazily" }])
+      })
+
+      let last = { fetched: 0, bytes: 0, cached: 0 }
+      const flushStats = () => {
+        const s = reader.stats
+        const d = { chunks: s.fetched - last.fetched, bytes: s.fetchedBytes - last.bytes, cached: s.cached - last.cached }
+        if (d.chunks === 0 && d.cached === 0) return
+        last = { fetched: s.fetched, bytes: s.fetchedBytes, cached: s.cached }
+        emit([{ _tag: "LazyChunksFetched", layer: layer.digest, ...d }])
+      }
+      const statsTimer = setInterval(flushStats, opts.statsEveryMs ?? 5000)
+      statsTimer.unref?.()
+
+      const lazy: LazyLayer = {
+        layer: layer.digest,
+        model: fetched.model,
+        reader,
+        info: new TextEncoder().encode(JSON.stringify(layerInfoJson({
+          blobDigest: layer.digest,
+          blobSize: layer.size,
+          diffId: layer.diffId,
+          diffSize: -1,
+          compression: fetched.model.format === "estargz" ? "gzip" : "zstd",
+          tocDigest: fetched.digest,
+        }))),
+        blobSize: layer.size,
+        blobFile: () => completed.then((f) => f ?? Promise.reject(new Error("the layer's pull failed"))),
+        corrupt: (file, detail) => emit([{ _tag: "LazyReadFailed", layer: layer.digest, file, corrupt: true, reason: detail }]),
+        failed: (file, detail) => emit([{ _tag: "LazyReadFailed", layer: layer.digest, file, corrupt: false, reason: detail }]),
+        readTimeoutMs: opts.timeoutMs,
+        opaqueXattr: config.opaqueXattr,
+      }
+      emit([
+        { _tag: "LookupRequested", layer: req.key, ref: req.ref },
+        {
+          _tag: "LayerServedLazily",
+          layer: layer.digest,
+          key: req.key,
+          ref: req.ref,
+          format: fetched.model.format,
+          tocDigest: fetched.digest,
+          files: fetched.model.files.length,
+          bytes: fetched.model.totalSize,
+          tocBytes: fetched.fetchedBytes,
+        },
+      ])
+      const served: Served = { dir, layer: layer.digest, lazy }
+      // the same layer under its other names (blob digest, TOC digest), until it is complete
+      for (const k of keys) serving.set(k, Promise.resolve(served))
+      return served
+    }
+
+    const resolve = async (req: LayerRequest): Promise<ServedLayer | undefined> => {
+      if (req.ref === undefined || req.annotations !== undefined) return resolver.resolve(req)
+      if (await resolver.stored(req.key)) return resolver.resolve(req)
+      const running = serving.get(req.key)
+      if (running) {
+        const got = await running.catch(() => undefined)
+        if (got) return got
+      }
+      const ref = req.ref
+      const attempt = (async (): Promise<Served | undefined> => {
+        const { source, image } = await withDeadline(imageOf(ref), opts.timeoutMs, "the manifest")
+        const layer = image.layers.find((l) => l.digest === req.key || tocAnnotation(l.annotations) === req.key)
+        if (!layer) return undefined
+        const other = serving.get(layer.digest)
+        if (other && layer.digest !== req.key) return other
+        return startLazy({ ...req, ref }, source, image, layer)
+      })()
+      serving.set(req.key, attempt)
+      let got: Served | undefined
+      try {
+        got = await attempt
+      } catch (e) {
+        emit([{ _tag: "LazyReadFailed", layer: req.key, file: "", corrupt: false, reason: `not served lazily: ${(e as Error).message}` }])
+        got = undefined
+      }
+      if (!got) {
+        serving.delete(req.key)
+        return resolver.resolve(req)
+      }
+      return got
+    }
+
+    return { resolve, stored: resolver.stored, used: resolver.used, flush: resolver.flush } as const
+  })
