@@ -16,7 +16,9 @@ interface Tty {
   readonly isTTY?: boolean
   setRawMode?(raw: boolean): unknown
   on(event: "data", f: (chunk: Buffer | string) => void): unknown
+  on(event: "end", f: () => void): unknown
   off(event: "data", f: (chunk: Buffer | string) => void): unknown
+  off(event: "end", f: () => void): unknown
   resume(): unknown
   pause(): unknown
 }
@@ -30,6 +32,7 @@ const readSecret = (input: Tty, prompt: (s: string) => void): Promise<string | u
     let secret = ""
     const done = (v: string | undefined) => {
       input.off("data", onData)
+      input.off("end", onEnd)
       input.setRawMode?.(false)
       input.pause()
       prompt("\n")
@@ -39,8 +42,9 @@ const readSecret = (input: Tty, prompt: (s: string) => void): Promise<string | u
       for (const ch of typeof chunk === "string" ? chunk : chunk.toString("utf8")) {
         if (ch === "\r" || ch === "\n") return done(secret)
         if (ch === "\u0003") {
+          // raw mode turns Ctrl-C into a byte: it ends als as SIGINT would, before anything was created
           input.setRawMode?.(false)
-          prompt("\n")
+          prompt("\nals: interrupted (SIGINT)\n")
           process.exit(ExitCode.interrupted)
         }
         if (ch === "\u0004") {
@@ -51,9 +55,13 @@ const readSecret = (input: Tty, prompt: (s: string) => void): Promise<string | u
         else if (ch >= " ") secret += ch
       }
     }
-    prompt("Password: ")
+    // the terminal closed while asking: no password
+    const onEnd = () => done(undefined)
+    // raw mode first: a password typed as soon as the prompt shows is never echoed
     input.setRawMode?.(true)
     input.on("data", onData)
+    input.on("end", onEnd)
+    prompt("Password: ")
     input.resume()
   })
 
