@@ -124,20 +124,21 @@ export const LayerRemoved = Schema.TaggedStruct("LayerRemoved", {
   layer: Digest,
   reason: Schema.String,
 })
-/** `als serve`: a client took a layer (created its `use` file); `pid` is the requester's. */
+/** `als serve`: a client took a layer (created its `use` file). */
 export const LayerAcquired = Schema.TaggedStruct("LayerAcquired", {
   layer: Digest,
   /** the name it was looked up by (blob or TOC digest) and the `:ref` it was under */
   key: Digest,
   ref: Schema.optional(Ref),
-  pid: Schema.Number,
+  /** the requesting process, from the FUSE request (the envelope's pid is the server's) */
+  clientPid: Schema.Number,
 })
 /** `als serve`: a client let a layer go (rmdir of the layer directory). */
 export const LayerReleased = Schema.TaggedStruct("LayerReleased", {
   layer: Digest,
   key: Digest,
   ref: Schema.optional(Ref),
-  pid: Schema.Number,
+  clientPid: Schema.Number,
 })
 /**
  * A TOC digest als did not make a name for this layer: a claim (annotation, pool info) it

@@ -258,7 +258,7 @@ export const makeResolver = (opts: ResolverOptions) =>
 
     /** Use counts, as events (written after the answer). */
     const used = (tag: "LayerAcquired" | "LayerReleased", layer: ServedLayer, key: Digest, ref: string | undefined, pid: number) =>
-      record([{ _tag: tag, layer: layer.layer, key, ...(ref !== undefined ? { ref } : {}), pid }])
+      record([{ _tag: tag, layer: layer.layer, key, ...(ref !== undefined ? { ref } : {}), clientPid: pid }])
 
     /** Writes every event queued so far; resolves once they are in the log. */
     const flush = () => {

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
+import type { Digest } from "../../src/domain/Digest.ts"
+import { seedPoolPath } from "../../src/domain/PoolPaths.ts"
 import { startFaultProxy } from "../lib/faultProxy.ts"
 import { buildFeatureImage, buildMultiArchIndex, push, type FeatureImage } from "../lib/images.ts"
 import { compareTrees } from "../lib/podman.ts"
@@ -88,7 +90,7 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
       expect(Object.fromEntries(pushed.layers.map((l) => [l.digest, after.get(l.digest) ?? 0])))
         .toEqual(Object.fromEntries(pushed.layers.map((l) => [l.digest, 0])))
       // every release names the process that asked
-      for (const e of eventsOf(events, "LayerAcquired", "LayerReleased")) expect((e as unknown as { pid: number }).pid).toBeGreaterThan(0)
+      for (const e of eventsOf(events, "LayerAcquired", "LayerReleased")) expect((e as unknown as { clientPid: number }).clientPid).toBeGreaterThan(0)
       expect((await als(["audit", "--root", root])).exitCode).toBe(0)
     }, 10 * MIN)
   }
@@ -155,6 +157,29 @@ describe("als serve: names, failures, signals", () => {
     expect(fs.readdirSync(mnt)).toEqual([])
     expect(errnoOf(() => fs.mkdirSync(join(mnt, "new")))).toBe("EROFS")
     expect(errnoOf(() => fs.writeFileSync(join(mnt, "file"), "x"))).toBe("EROFS")
+  }, 5 * MIN)
+
+  test("a stored layer is served at the root by its digest and at the seed's .pool path from its annotations; its use is counted", async () => {
+    const layer = await layerOf({ "seed.txt": "found by annotations\n" })
+    const ref = await pushLayers(registry.host, "serve/seed", "1", [layer])
+    const root = res.tempDir("serve-store")
+    await alsOk(["pull", "--root", root, "--tls-verify=false", ref])
+    const mnt = res.tempDir("serve-mnt")
+    const server = await serve(root, mnt)
+    expect(fs.readlinkSync(join(mnt, layer.digest, "diff"))).toBe(join(root, layer.digest, "diff"))
+    const seed = seedPoolPath(join(mnt, ".pool"), layer.digest as Digest, ref, {})
+    expect(fs.readFileSync(join(seed, "diff", "seed.txt"), "utf8")).toBe("found by annotations\n")
+    // the same path naming another reference is no path to this layer's pull (the store has it: found)
+    expect(errnoOf(() => fs.statSync(seedPoolPath(join(mnt, ".pool"), `sha256:${"e".repeat(64)}` as Digest, ref, {})))).toBe("ENOENT")
+    // containers/storage's notification: `use` is ENOENT and counted
+    expect(errnoOf(() => fs.writeFileSync(join(mnt, layer.digest, "use"), ""))).toBe("ENOENT")
+    expect(errnoOf(() => fs.rmdirSync(join(mnt, layer.digest)))).toBe("ENOENT")
+    expect(await server.stop()).toBe(0)
+    const events = await alsLog(root)
+    expect(eventsOf(events, "LayerAcquired", "LayerReleased").map((e) => [e.type, e.layer, e.clientPid])).toEqual([
+      ["LayerAcquired", layer.digest, process.pid],
+      ["LayerReleased", layer.digest, process.pid],
+    ])
   }, 5 * MIN)
 
   test("a key no layer of the image has: ENOENT at once, and a PullFailed event naming it", async () => {

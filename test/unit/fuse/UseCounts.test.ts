@@ -14,8 +14,8 @@ const REF = "registry.example/app:1"
 
 const given = (...events: ReadonlyArray<Event>): StoreState => project(events.map((event, i) => ({ envelope: { time: i }, event })))
 const when = (s: StoreState, event: Event): StoreState => evolve(s, { envelope: { time: 99 }, event })
-const acquired = (layer: string, key = layer, pid = 100): Event => ({ _tag: "LayerAcquired", layer, key, ref: REF, pid })
-const released = (layer: string, key = layer, pid = 100): Event => ({ _tag: "LayerReleased", layer, key, pid })
+const acquired = (layer: string, key = layer, pid = 100): Event => ({ _tag: "LayerAcquired", layer, key, ref: REF, clientPid: pid })
+const released = (layer: string, key = layer, pid = 100): Event => ({ _tag: "LayerReleased", layer, key, clientPid: pid })
 const uses = (s: StoreState, d: string) => Option.getOrElse(HashMap.get(s.uses, d), () => 0)
 
 describe("use counts", () => {
