@@ -9,8 +9,11 @@ import { UsageError } from "./UsageError.ts"
 
 export const NO_TTY_MESSAGE = "--creds USER needs a terminal to ask for the password; pass USER:PASSWORD"
 
-/** Whether `--creds` names only the user (podman then prompts). */
-export const needsPassword = (creds: string): boolean => !creds.includes(":")
+/** Whether `--creds` names only the user, `USER` or `USER:` (podman's ParseRegistryCreds then prompts). */
+export const needsPassword = (creds: string): boolean => {
+  const colon = creds.indexOf(":")
+  return colon === -1 || colon === creds.length - 1
+}
 
 interface Tty {
   readonly isTTY?: boolean
@@ -74,9 +77,13 @@ export const completeCreds = (
   input: Tty = process.stdin,
   prompt: (s: string) => void = (s) => void process.stderr.write(s),
 ): Effect.Effect<Option.Option<string>, UsageError> => {
-  if (Option.isNone(creds) || !needsPassword(creds.value)) return Effect.succeed(creds)
-  const user = creds.value
-  if (user === "") return Effect.fail(new UsageError({ message: "--creds is empty: expected USER[:PASSWORD]" }))
+  if (Option.isNone(creds)) return Effect.succeed(creds)
+  // podman: "username can't be empty" (the password is not shown back)
+  if (creds.value === "" || creds.value.startsWith(":")) {
+    return Effect.fail(new UsageError({ message: "--creds: the user name is empty: expected USER[:PASSWORD]" }))
+  }
+  if (!needsPassword(creds.value)) return Effect.succeed(creds)
+  const user = creds.value.replace(/:$/, "")
   if (input.isTTY !== true) return Effect.fail(new UsageError({ message: NO_TTY_MESSAGE }))
   return Effect.flatMap(Effect.promise(() => readSecret(input, prompt)), (password) =>
     password === undefined

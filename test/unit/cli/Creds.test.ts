@@ -30,6 +30,14 @@ const ask = async (keys: ReadonlyArray<string>, end = false) => {
 }
 
 describe("completeCreds", () => {
+  test("USER: with an empty password asks too, as podman does", async () => {
+    const tty = new FakeTty()
+    const running = Effect.runPromise(completeCreds(Option.some("bob:"), tty, () => undefined))
+    for (let i = 0; i < 1000 && tty.listenerCount("data") === 0; i++) await new Promise((r) => setTimeout(r, 1))
+    tty.emit("data", "pw\n")
+    expect(await running).toEqual(Option.some("bob:pw"))
+  })
+
   test("USER:PASSWORD and no --creds pass through without asking", async () => {
     const tty = new FakeTty()
     expect(await Effect.runPromise(completeCreds(Option.some("bob:pw:x"), tty))).toEqual(Option.some("bob:pw:x"))
@@ -57,7 +65,9 @@ describe("completeCreds", () => {
     const r = await Effect.runPromise(Effect.either(completeCreds(Option.some("bob"), pipe)))
     expect(Either.isLeft(r) && r.left.message).toBe(NO_TTY_MESSAGE)
     expect(NO_TTY_MESSAGE).toBe("--creds USER needs a terminal to ask for the password; pass USER:PASSWORD")
-    const empty = await Effect.runPromise(Effect.either(completeCreds(Option.some(""), new FakeTty())))
-    expect(Either.isLeft(empty)).toBe(true)
+    for (const bad of ["", ":secret"]) {
+      const r = await Effect.runPromise(Effect.either(completeCreds(Option.some(bad), new FakeTty())))
+      expect(Either.isLeft(r) && r.left.message).toBe("--creds: the user name is empty: expected USER[:PASSWORD]")
+    }
   })
 })
