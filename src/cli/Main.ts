@@ -1,5 +1,5 @@
 /** The command tree. Each command lives in its own thin file. */
-import { Command } from "@effect/cli"
+import { Command, ValidationError } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { ALS_VERSION } from "../version.ts"
 import { checkArgv, flagTable } from "./ArgvGuard.ts"
@@ -105,7 +105,10 @@ export const runCli = (argv: ReadonlyArray<string>): ReturnType<typeof runTree> 
     const words = argv.length > 2 ? argv.slice(2) : ["--help"]
     const help = helpFor(als, rootDescription(names), ALS_VERSION, words, helpWidth(process.stdout))
     if (help !== undefined) return Effect.sync(() => void process.stdout.write(help))
-    const run = runTree(argv)
+    // @effect/cli has printed what was wrong; say where the usage is, as podman does
+    const command = names.has(argv[2] ?? "") ? `als ${argv[2]}` : "als"
+    const run = runTree(argv).pipe(Effect.tapError((e) =>
+      ValidationError.isValidationError(e) ? Effect.sync(() => void process.stderr.write(`See '${command} --help'.\n`)) : Effect.void))
     const plainOut = wantsPlain(process.stdout, process.env)
     const plainErr = wantsPlain(process.stderr, process.env)
     return plainOut || plainErr ? Console.consoleWith((c) => Effect.withConsole(run, colorless(c, plainOut, plainErr))) : run

@@ -114,6 +114,13 @@ describe("help", () => {
     expect(bad.stdout + bad.stderr).not.toContain("\x1b")
   }, 2 * MIN)
 
+  test("a usage error @effect/cli finds says where the usage is, as podman does", async () => {
+    for (const [args, see] of [[["pull"], "als pull"], [["ls", "extra"], "als ls"], [["bogus"], "als"]] as const) {
+      const r = await als(args)
+      expect({ args, exit: r.exitCode, see: r.stderr.includes(`See '${see} --help'.`), stdout: r.stdout }).toEqual({ args, exit: 2, see: true, stdout: "" })
+    }
+  }, 2 * MIN)
+
   test("on a terminal, NO_COLOR turns the colours of a usage error off (and they are there without it); help is plain", async () => {
     const prefix = await alsCommand()
     const bin = prefix[0] === DIST_ALS ? DIST_ALS : `${prefix.join(" ")}`
