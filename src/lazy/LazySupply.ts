@@ -25,7 +25,7 @@ import { tocExpectation } from "../verify/Toc.ts"
 import type { ImageSource, SourceImage, SourceLayer } from "../workflows/ImageSource.ts"
 import { makeChunkReader, type RangeSource } from "./Chunks.ts"
 import type { LazyLayer } from "./LazyFs.ts"
-import { fetchToc } from "./TocFetch.ts"
+import { fetchTarSize, fetchToc, tarSplitRange } from "./TocFetch.ts"
 
 export interface LazyOptions {
   readonly platform: Platform
@@ -36,6 +36,8 @@ export interface LazyOptions {
   /** how often fetched-chunk counts are logged per layer (aggregated) */
   readonly statsEveryMs?: number
 }
+
+const ESTARGZ_UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size"
 
 type Served = ServedLayer & { readonly lazy?: LazyLayer }
 
@@ -94,6 +96,11 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       if (!toc) return undefined
       const ranges = sourceRanges(run as never, source, layer.digest)
       const fetched = await withDeadline(fetchToc(ranges, layer.size, toc), opts.timeoutMs, "the TOC")
+      // the tar's size for `info` (podman 4 needs it): zstd:chunked's verified tar-split, or an eStargz
+      // annotation (checked only when the layer completes)
+      const diffSize = fetched.model.format === "zstd:chunked"
+        ? await withDeadline(fetchTarSize(ranges, layer.size, fetched.model, tarSplitRange(layer.annotations)), opts.timeoutMs, "the tar-split")
+        : /^\d{1,15}$/.test(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE] ?? "") ? Number(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE]) : undefined
       const reader = makeChunkReader(fetched.model.format, ranges, path.join(cacheRoot, layer.digest.replace(":", "-")))
       const dir = store.paths.layer(layer.digest)
 
@@ -139,7 +146,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
           blobDigest: layer.digest,
           blobSize: layer.size,
           diffId: layer.diffId,
-          diffSize: -1,
+          diffSize: diffSize ?? -1,
           compression: fetched.model.format === "estargz" ? "gzip" : "zstd",
           tocDigest: fetched.digest,
         }))),

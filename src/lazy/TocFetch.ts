@@ -67,6 +67,44 @@ class TocEntry implements TarSink {
   }
 }
 
+export const ZSTD_CHUNKED_TARSPLIT_POSITION = "io.github.containers.zstd-chunked.tarsplit-position"
+
+/** The tar-split range an annotation gives ("offset:length:uncompressedLength"), if well-formed. */
+export const tarSplitRange = (annotations: Readonly<Record<string, string>>): ByteRange | undefined => {
+  const m = /^(\d{1,15}):(\d{1,15}):(\d{1,15})$/.exec(annotations[ZSTD_CHUNKED_TARSPLIT_POSITION] ?? "")
+  return m ? { offset: Number(m[1]), length: Number(m[2]) } : undefined
+}
+
+/**
+ * The uncompressed tar's size (the layer's diff-size, which podman 4 needs) from zstd:chunked's
+ * tar-split: JSON lines, type 1 a file's payload of `size` bytes, type 2 raw tar bytes
+ * (`payload`, base64). The compressed bytes are checked against the TOC's tarSplitDigest
+ * first; undefined when there is nothing to check them against.
+ */
+export const fetchTarSize = async (src: RangeSource, blobSize: number, model: TocModel, range: ByteRange | undefined): Promise<number | undefined> => {
+  const want = model.tarSplitDigest
+  if (!want || !range || range.length === 0 || range.length > MAX_TOC_BYTES || range.offset + range.length > blobSize) return undefined
+  const compressed = await exact(src, range, "the tar-split")
+  if (digestOf(want, compressed) !== want) throw new TocUnusable(`the tar-split has digest ${digestOf(want, compressed)}, the TOC says ${want}`)
+  if (!zstd.zstdDecompressSync) return undefined
+  const text = zstd.zstdDecompressSync(compressed, { maxOutputLength: MAX_TOC_BYTES }).toString("utf8")
+  let size = 0
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue
+    const j = JSON.parse(line) as { type?: unknown; size?: unknown; payload?: unknown }
+    if (j.type === 1) {
+      if (j.size === undefined) continue
+      if (typeof j.size !== "number" || !Number.isSafeInteger(j.size) || j.size < 0) throw new TocUnusable("the tar-split has a malformed size")
+      size += j.size
+    } else if (j.type === 2) {
+      if (j.payload === undefined || j.payload === null) continue
+      if (typeof j.payload !== "string") throw new TocUnusable("the tar-split has a malformed payload")
+      size += Buffer.byteLength(j.payload, "base64")
+    } else throw new TocUnusable(`the tar-split has an entry of type ${JSON.stringify(j.type)}`)
+  }
+  return size
+}
+
 /** Fetches, verifies and parses the TOC the expectation names; throws TocUnusable / TocInvalid. */
 export const fetchToc = async (src: RangeSource, blobSize: number, toc: TocExpectation): Promise<FetchedToc> => {
   if (toc.kind === "zstd:chunked") {

@@ -15,6 +15,7 @@
  * device X, `.wh..wh..opq` an opaque mark on its directory, other `.wh..wh.*` are skipped;
  * overlay's own xattrs and SELinux labels are dropped (OverlayWriter.ts does the same).
  */
+import { createHash } from "node:crypto"
 import { type Digest, isDigest } from "../domain/Digest.ts"
 import { cleanComponents, PathEscape } from "../extract/EntryPath.ts"
 
@@ -77,6 +78,8 @@ export interface TocModel {
   readonly files: ReadonlyArray<TocFile>
   /** bytes of all regular files */
   readonly totalSize: number
+  /** zstd:chunked: the digest of the compressed tar-split (the tar's layout), when the TOC names one */
+  readonly tarSplitDigest?: Digest | undefined
 }
 
 /** Bounds: a TOC larger than this is not a layer we serve lazily. */
@@ -88,6 +91,13 @@ const dropXattr = (name: string) =>
   name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.") || name === "security.selinux"
 
 type Raw = Record<string, unknown>
+
+const zerosDigest = (size: number): Digest => {
+  const h = createHash("sha256")
+  const block = new Uint8Array(Math.min(size, 1 << 20))
+  for (let left = size; left > 0; left -= block.length) h.update(left >= block.length ? block : block.subarray(0, left))
+  return `sha256:${h.digest("hex")}` as Digest
+}
 
 /** Builds the model from the TOC's JSON text. `blobSize` bounds every offset; `tocOffset` is
  * where the TOC's own data start (eStargz chunks end there at the latest). */
@@ -226,17 +236,19 @@ export const parseToc = (format: TocFormat, json: string, blobSize: number, tocO
     if (fileOffset + size > o.file.size) bad(`${where}: chunk ends past the file's size`)
     const zeros = format === "zstd:chunked" && e.chunkType === "zeros"
     if (e.chunkType !== undefined && e.chunkType !== "zeros" && e.chunkType !== "data" && e.chunkType !== "") bad(`${where}: chunkType ${JSON.stringify(e.chunkType)}`)
-    const digest = digestOf(e, "chunkDigest", where) ?? (fileOffset === 0 && size === o.file.size ? o.file.digest : undefined)
+    // a hole needs no digest: its bytes are known (its digest is computed, for the cache's key)
+    const digest = digestOf(e, "chunkDigest", where) ?? (fileOffset === 0 && size === o.file.size ? o.file.digest : undefined) ??
+      (zeros ? zerosDigest(size) : undefined)
     if (digest === undefined) bad(`${where}: a chunk of ${JSON.stringify(o.name)} has no digest to check it against`)
-    const blobOffset = zeros ? 0 : int(e, "offset", where, blobSize)
+    const blobOffset = int(e, "offset", where, blobSize)
     if (!zeros && blobOffset === 0) bad(`${where}: a chunk of ${JSON.stringify(o.name)} has no offset`)
     const innerOffset = format === "estargz" ? int(e, "innerOffset", where) : 0
-    // the previous chunk (zstd:chunked) ends where this one starts
-    if (o.pendingEnd && !zeros) o.pendingEnd(blobOffset)
+    // the previous chunk (zstd:chunked) ends where this one's frame starts, a hole's included
+    if (o.pendingEnd && blobOffset > 0) o.pendingEnd(blobOffset)
     const chunk: { -readonly [K in keyof TocChunk]: TocChunk[K] } = {
       fileOffset,
       size,
-      blobOffset,
+      blobOffset: zeros ? 0 : blobOffset,
       blobEnd: zeros ? 0 : format === "estargz" ? nextStart(blobOffset) : 0,
       innerOffset,
       digest: digest!,
@@ -354,7 +366,8 @@ export const parseToc = (format: TocFormat, json: string, blobSize: number, tocO
     }
   }
   closeFile("end")
-  return { format, root, files, totalSize }
+  const tarSplitDigest = format === "zstd:chunked" ? digestOf(doc as Raw, "tarSplitDigest", "the TOC") : undefined
+  return { format, root, files, totalSize, tarSplitDigest }
 }
 
 /** The node at a slash-separated path below the root ("" is the root); undefined if none. */

@@ -79,6 +79,8 @@ describe("als serve --lazy: zstd:chunked", () => {
       expect(fs.statSync(join(dir, "diff")).isDirectory()).toBe(true)
       const info = JSON.parse(fs.readFileSync(join(dir, "info"), "utf8"))
       expect(info).toMatchObject({ "compressed-diff-digest": l.digest, "compressed-size": l.size, "toc-digest": l.annotations[TOC], "diff-digest": l.diffId, flags: { "expected-layer-diffid": l.diffId } })
+      // the tar's size from the verified tar-split, as a plain pull measures it
+      expect(info["diff-size"]).toBe(JSON.parse(fs.readFileSync(join(plainRoot, l.digest, "info"), "utf8"))["diff-size"])
       expect(fs.statSync(join(dir, "blob")).size).toBe(l.size)
       expect({ layer: l.digest, diffs: await layerDiffs(join(plainRoot, l.digest, "diff"), join(dir, "diff")) }).toEqual({ layer: l.digest, diffs: [] })
       // the store does not hold it: it was served lazily
