@@ -10,7 +10,11 @@ import { join } from "node:path"
 import { alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { type CountingProxy, startCountingProxy } from "../lib/countingProxy.ts"
 import { ESTARGZ_TOC_ANNOTATION, toEstargz } from "../lib/estargz.ts"
-import { buildFeatureImage, push, type FeatureImage, type PushedImage } from "../lib/images.ts"
+import { blobPath, buildFeatureImage, compressionVariant, push, type FeatureImage, type PushedImage } from "../lib/images.ts"
+import { fetchToc } from "../../src/lazy/TocFetch.ts"
+import { fileRangeSource } from "../../src/lazy/Chunks.ts"
+import { nodeAt, type TocFile } from "../../src/lazy/TocModel.ts"
+import { tocExpectation } from "../../src/verify/Toc.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { pushLayout, startRegistry, writeImage, tagLayout, type RegistryHandle } from "../lib/registry.ts"
 import { run } from "../lib/sh.ts"
@@ -104,5 +108,102 @@ describe("als serve --lazy: zstd:chunked", () => {
     }
     await alsOk(["audit", "--deep", "--root", root2])
     expect(await server2.stop()).toBe(0)
+  }, 10 * MIN)
+})
+
+/** reads `length` bytes at `offset` of a file (async: the read goes through the mount) */
+const readAt = async (file: string, offset: number, length: number): Promise<Buffer> => {
+  const fh = await fs.promises.open(file, "r")
+  try {
+    const buf = Buffer.alloc(length)
+    const { bytesRead } = await fh.read(buf, 0, length, offset)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+describe("als serve --lazy: failures", () => {
+  test("a chunk whose bytes were changed on the way (the proxy flips one byte of its range answer): the read fails with EIO, no byte of it is served, the event names layer and file; the next read fetches it again and gets the right bytes", async () => {
+    const ref = viaProxy(chunked.ref)
+    const l = chunked.layers[0]!
+    // where the chunk lies, from the same TOC the server reads
+    const variant = await compressionVariant(feature, "zstd:chunked")
+    const { model } = await fetchToc(fileRangeSource(blobPath(variant.layoutDir, l.digest)), l.size, tocExpectation(l.digest, l.annotations)!)
+    const file = nodeAt(model, "data/blob.bin") as TocFile
+    const c = file.chunks[3]!
+    const root = res.tempDir("lazy-corrupt-store")
+    const mnt = res.tempDir("lazy-corrupt-mnt")
+    const server = await serve(root, mnt, ["--lazy-delay", "3600"])
+    const path = join(mnt, b64(ref), l.digest, "diff", "data", "blob.bin")
+    await fs.promises.stat(path)
+    // every answer for that range corrupted: the kernel retries a failed readahead with a read of its own
+    await proxy.flipOnce(`/blobs/${l.digest}`, `bytes=${c.blobOffset}-`, Math.floor((c.blobEnd - c.blobOffset) / 2), 1000)
+    const err = await readAt(path, c.fileOffset, 4096).then(() => undefined, (e: NodeJS.ErrnoException) => e.code)
+    await proxy.clearFlips()
+    expect(err).toBe("EIO")
+    expect((await proxy.requests()).filter((r) => r.flipped).length).toBeGreaterThanOrEqual(1)
+    const failed = eventsOf(await alsLog(root), "LazyReadFailed")
+    expect(failed.length).toBeGreaterThanOrEqual(1)
+    for (const f of failed) expect([f.layer, f.file, f.corrupt]).toEqual([l.digest, "data/blob.bin", true])
+    expect(String(failed[0]!.reason)).toMatch(/digest|checksum/)
+    // fetched again, unflipped: the bytes a plain pull extracts
+    const plainRoot = res.tempDir("lazy-corrupt-plain")
+    await alsOk(["pull", "--root", plainRoot, "--tls-verify=false", ref])
+    const want = fs.readFileSync(join(plainRoot, l.digest, "diff", "data", "blob.bin")).subarray(c.fileOffset, c.fileOffset + 4096)
+    expect((await readAt(path, c.fileOffset, 4096)).equals(want)).toBe(true)
+    expect(await server.stop()).toBe(0)
+  }, 10 * MIN)
+
+  test("a registry that goes away after the lookup: reads of chunks not yet fetched fail with EIO within --timeout, never hang", async () => {
+    const own = await startCountingProxy(registry.url)
+    try {
+      const ref = chunked.ref.replace(registry.host, own.host)
+      const l = chunked.layers[0]!
+      const root = res.tempDir("lazy-gone-store")
+      const mnt = res.tempDir("lazy-gone-mnt")
+      const server = await serve(root, mnt, ["--lazy-delay", "3600", "--timeout", "5"])
+      const path = join(mnt, b64(ref), l.digest, "diff", "data", "blob.bin")
+      await fs.promises.stat(path)
+      await own.goAway()
+      const t0 = Date.now()
+      const err = await readAt(path, 500_000, 4096).then(() => undefined, (e: NodeJS.ErrnoException) => e.code)
+      expect(err).toBe("EIO")
+      expect(Date.now() - t0).toBeLessThan(60_000)
+      expect(eventsOf(await alsLog(root), "LazyReadFailed").map((e) => [e.file, e.corrupt])).toContainEqual(["data/blob.bin", false])
+      expect(await server.stop()).toBe(0)
+    } finally {
+      await own.stop()
+    }
+  }, 10 * MIN)
+})
+
+describe("als serve --lazy: eStargz", () => {
+  test("an eStargz image (test/lib/estargz.ts) is served lazily: the diff equals a plain pull's, files read right, under its blob digest and its TOC digest", async () => {
+    const base = await layerOf({ "etc/motd": "hello from estargz\n", "usr/share/big.bin": new Uint8Array(Buffer.alloc(300_000, 7)) }, { "etc/link": "motd" })
+    const tool = await busyboxLayer()
+    const layers = [toEstargz(tool.tar), toEstargz(base.tar, 32 * 1024)]
+    const dir = res.tempDir("lazy-estargz-img")
+    const layout = join(dir, "layout")
+    const img = writeImage(layout, { os: "linux", architecture: "amd64" }, layers, layers.map((l) => ({ [ESTARGZ_TOC_ANNOTATION]: l.tocDigest })))
+    tagLayout(layout, "1", "application/vnd.oci.image.manifest.v1+json", img.manifestDigest, img.manifestSize)
+    await pushLayout(layout, "1", `${registry.host}/lazy/estargz:1`)
+    const ref = `${proxy.host}/lazy/estargz:1`
+    const plainRoot = res.tempDir("lazy-estargz-plain")
+    await alsOk(["pull", "--root", plainRoot, "--tls-verify=false", ref])
+    const root = res.tempDir("lazy-estargz-store")
+    const mnt = res.tempDir("lazy-estargz-mnt")
+    const server = await serve(root, mnt, ["--lazy-delay", "3600"])
+    for (const l of layers) {
+      const d = join(mnt, b64(ref), l.digest)
+      await fs.promises.stat(join(d, "diff"))
+      expect(JSON.parse(await fs.promises.readFile(join(d, "info"), "utf8"))).toMatchObject({ "toc-digest": l.tocDigest, "diff-digest": l.diffId, compression: 2 })
+      expect({ layer: l.digest, diffs: await layerDiffs(join(plainRoot, l.digest, "diff"), join(d, "diff")) }).toEqual({ layer: l.digest, diffs: [] })
+    }
+    // the same layer under its TOC digest
+    expect(await fs.promises.readFile(join(mnt, b64(ref), layers[1]!.tocDigest, "diff", "etc", "motd"), "utf8")).toBe("hello from estargz\n")
+    expect(eventsOf(await alsLog(root), "LayerServedLazily").map((e) => [e.layer, e.format]).sort())
+      .toEqual(layers.map((l) => [l.digest, "estargz"]).sort())
+    expect(await server.stop()).toBe(0)
   }, 10 * MIN)
 })

@@ -30,9 +30,12 @@ export interface CountingProxy {
   /** body bytes sent for blob requests */
   blobBytes(): Promise<number>
   requests(): Promise<ProxiedRequest[]>
-  /** flips the byte at `at` of the body of the next answer to a request whose path contains
-   * `path` and whose Range header starts with `rangePrefix` */
-  flipOnce(path: string, rangePrefix: string, at: number): Promise<void>
+  /** flips the byte at `at` of the body of the next `times` answers (default 1) to requests whose
+   * path contains `path` and whose Range header starts with `rangePrefix` (a client or kernel
+   * that retries a failed read sees the corruption again) */
+  flipOnce(path: string, rangePrefix: string, at: number, times?: number): Promise<void>
+  /** no more flips */
+  clearFlips(): Promise<void>
   /** answers every request with 503 from now on (a registry gone) */
   goAway(): Promise<void>
   stop(): Promise<void>
@@ -42,7 +45,7 @@ const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "host", "c
 
 const serveProxy = (upstream: string) => {
   const requests: ProxiedRequest[] = []
-  let flip: { match: (r: { path: string; range: string | undefined }) => boolean; at: number } | undefined
+  let flip: { match: (r: { path: string; range: string | undefined }) => boolean; at: number; times: number } | undefined
   let gone = false
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -77,7 +80,7 @@ const serveProxy = (upstream: string) => {
       let doFlip: number | undefined
       if (flip && flip.match({ path, range: range ?? undefined })) {
         doFlip = flip.at
-        flip = undefined
+        if (--flip.times <= 0) flip = undefined
       }
       if (!up.body || req.method === "HEAD") return new Response(null, { status: up.status, headers: out })
       const reader = up.body.getReader()
@@ -108,8 +111,12 @@ const serveProxy = (upstream: string) => {
       case "/__proxy/requests":
         return Response.json(requests)
       case "/__proxy/flip": {
-        const { path, rangePrefix, at } = (await req.json()) as { path: string; rangePrefix: string; at: number }
-        flip = { match: (r) => r.path.includes(path) && (r.range ?? "").startsWith(rangePrefix), at }
+        const { path, rangePrefix, at, times } = (await req.json()) as { path: string; rangePrefix: string; at: number; times: number }
+        flip = { match: (r) => r.path.includes(path) && (r.range ?? "").startsWith(rangePrefix), at, times }
+        return Response.json({ ok: true })
+      }
+      case "/__proxy/noflip": {
+        flip = undefined
         return Response.json({ ok: true })
       }
       case "/__proxy/gone":
@@ -142,8 +149,11 @@ export const startCountingProxy = async (upstream: string): Promise<CountingProx
     requests: get,
     bytes: async () => (await get()).reduce((a, r) => a + r.sent, 0),
     blobBytes: async () => (await get()).filter((r) => r.path.includes("/blobs/")).reduce((a, r) => a + r.sent, 0),
-    flipOnce: async (path, rangePrefix, at) => {
-      await fetch(`${url}/__proxy/flip`, { method: "POST", body: JSON.stringify({ path, rangePrefix, at }) })
+    flipOnce: async (path, rangePrefix, at, times = 1) => {
+      await fetch(`${url}/__proxy/flip`, { method: "POST", body: JSON.stringify({ path, rangePrefix, at, times }) })
+    },
+    clearFlips: async () => {
+      await fetch(`${url}/__proxy/noflip`)
     },
     goAway: async () => {
       await fetch(`${url}/__proxy/gone`)
