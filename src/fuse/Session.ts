@@ -17,6 +17,9 @@
  * ms median round trip (LOOKUP + GETATTR), the worker's postMessage hop included
  * (test/unit/fuse/Session.test.ts).
  *
+ * Bun only: Deno's workers do not share the main thread's descriptors through `node:fs`
+ * (the reader gets EBADF), so under Deno the session ends right after mounting.
+ *
  * One rule follows: the serving thread must never make a synchronous call into its own mount
  * (it would wait for an answer only it can give); `als serve` touches only the store.
  *
