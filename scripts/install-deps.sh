@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for cmd in podman skopeo docker-registry umoci runc getfattr debootstrap zstd busybox; do
+for cmd in podman skopeo docker-registry umoci runc getfattr debootstrap zstd busybox man openssl script; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 [ -x /usr/bin/time ] || need+=(time)
@@ -13,7 +13,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     podman skopeo docker-registry umoci runc uidmap fuse-overlayfs attr debootstrap zstd \
-    ca-certificates iptables time busybox-static >/dev/null
+    ca-certificates iptables time busybox-static man-db openssl bsdutils >/dev/null
 fi
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
