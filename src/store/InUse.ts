@@ -50,17 +50,47 @@ const realOr = (p: string) => {
   }
 }
 
-/** Which layer of the store at `realRoot` an `additionallayer` path names, if any. */
+/**
+ * The layer a key names in the store at `realRoot`: a TOC alias (`<root>/<toc>` -> the blob
+ * digest's directory) is read with readlink, never followed; anything else is the key itself.
+ */
+const throughAlias = (key: Digest, realRoot: string): Digest => {
+  let target: string
+  try {
+    target = fs.readlinkSync(path.join(realRoot, key))
+  } catch {
+    return key // a layer directory, or gone: the key is its own name (kept, to be safe)
+  }
+  const blob = path.basename(target)
+  return isDigest(blob) ? blob : key
+}
+
+const isInside = (p: string, dir: string) => {
+  const rel = path.relative(dir, p)
+  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel)
+}
+
+/**
+ * Which layer of the store at `realRoot` an `additionallayer` path names, if any.
+ *
+ * A path inside the store is resolved on the store's disk. Any other path, e.g. one inside an
+ * `als serve` mount (`/run/als/<b64ref>/<key>`), is never stat'ed or resolved: a lookup there
+ * can make serve pull, or hang on a dead mount. Its last component is the key (blob digest or,
+ * for podman 5, a TOC digest), mapped through the store's TOC aliases to the blob digest.
+ */
 export const layerNamedBy = (text: string, realRoot: string, resolve: (p: string) => string = realOr): Digest | undefined => {
   const p = text.trim()
   if (!path.isAbsolute(p) || p.includes("\0")) return undefined
-  // the path may go through the :ref view or a TOC alias: resolve it to the real directory
-  const real = resolve(p)
-  const base = path.basename(real)
-  if (path.dirname(real) === realRoot && isDigest(base)) return base
-  // the layer is gone or moved: keep whatever digest it named, to be safe
-  const named = path.basename(p)
-  return isDigest(named) ? named : undefined
+  const abs = path.resolve(p)
+  if (isInside(abs, realRoot)) {
+    // through the :ref view or a TOC alias: resolve it to the real directory
+    const real = resolve(abs)
+    const base = path.basename(real)
+    if (path.dirname(real) === realRoot && isDigest(base)) return base
+  }
+  // the seed's discovery path ends in `rootfs.<digest>`
+  const named = path.basename(abs).replace(/^rootfs\./, "")
+  return isDigest(named) ? throughAlias(named, realRoot) : undefined
 }
 
 /** Layer digests of the store at `root` named by some graph root's `additionallayer` file. */

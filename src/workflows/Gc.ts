@@ -8,9 +8,11 @@
  * every pull takes before it pins, finds or commits that layer: so either the pull pinned it
  * before gc looked (kept), or it comes after gc and finds the layer gone (and pulls it again).
  */
-import { Effect } from "effect"
+import { Effect, HashMap } from "effect"
 import type { Digest } from "../domain/Digest.ts"
+import { EventLog } from "../events/EventLog.ts"
 import { Journal } from "../events/Journal.ts"
+import { evolve, initialState } from "../events/Projection.ts"
 import { layersInUse, refsNaming } from "../store/InUse.ts"
 import { defaultLayerLock, withLayerLock } from "../store/LayerLock.ts"
 import { LayerStore } from "../store/LayerStore.ts"
@@ -33,12 +35,24 @@ export interface GcPlan {
 
 type Verdict = "remove" | "pinned" | "referenced" | "in-use" | "gone"
 
+/**
+ * Layers an `als serve` client holds now: more LayerAcquired than LayerReleased in the log
+ * (podman's `use` and `rmdir` through the mount). Its `additionallayer` files name paths in
+ * the mount, which gc reads without following; this count is the serve's own word.
+ */
+const servedInUse = Effect.gen(function*() {
+  const state = yield* (yield* EventLog).fold(initialState, evolve)
+  const out = new Set<string>()
+  for (const [layer, n] of HashMap.toEntries(state.uses)) if (n > 0) out.add(layer)
+  return out as ReadonlySet<string>
+})
+
 export const gc = Effect.fn("gc")(function*(opts: GcOptions) {
   const store = yield* LayerStore
   const journal = yield* Journal
   const { root, alsDir, locks } = store.paths
   const layers = yield* store.list()
-  const inUse = yield* layersInUse(root, opts.graphroots)
+  const inUse = new Set<string>([...(yield* layersInUse(root, opts.graphroots)), ...(yield* servedInUse)])
   const pinned = yield* pinnedDigests(alsDir)
   const candidates: Array<{ digest: Digest; reason: string }> = []
   const keptInUse: Digest[] = []
@@ -61,6 +75,7 @@ export const gc = Effect.fn("gc")(function*(opts: GcOptions) {
       if ((yield* refsNaming(root, digest)).length > 0) return "referenced" as Verdict
       // podman may have started using it since the scan
       if ((yield* layersInUse(root, opts.graphroots)).has(digest)) return "in-use" as Verdict
+      if ((yield* servedInUse).has(digest)) return "in-use" as Verdict
       return (yield* store.remove(digest)) ? "remove" as Verdict : "gone" as Verdict
     })
   for (const c of candidates) {
