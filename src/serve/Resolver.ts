@@ -24,6 +24,7 @@ import type { StoreConfig } from "../store/StoreConfig.ts"
 import type { Syscalls } from "../sys/Syscalls.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { acquirePin } from "../store/Pins.ts"
 import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
@@ -197,8 +198,13 @@ export const makeResolver = (opts: ResolverOptions) =>
         const layer = image.layers.find((l) => l.digest === key || tocAnnotation(l.annotations) === key)
         if (!layer) return yield* new LayerNotInImage({ ref, key })
         yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
-        const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }))
-        yield* indexRef(ref, image, keys)
+        // pinned (under the layer lock) until the ref names it: gc keeps what a live pin names
+        const keys = yield* Effect.scoped(Effect.gen(function*() {
+          const pin = yield* acquirePin(store.paths.alsDir)
+          const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }, pin))
+          yield* indexRef(ref, image, keys)
+          return keys
+        }))
         return yield* Effect.promise(() => stored(keys.blobDigest))
       }).pipe(
         // every failure is an event: the manifest, the layer's absence, the pull

@@ -8,6 +8,7 @@ import type { Event } from "../events/Events.ts"
 import { Journal } from "../events/Journal.ts"
 import { type Pool, probePool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { acquirePin } from "../store/Pins.ts"
 import { type LayerMeta, planLink } from "../verify/PoolFacts.ts"
 import { type TocClaim, tocClaimsOf, verifyTocOfFile } from "../verify/Toc.ts"
 
@@ -125,36 +126,43 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       continue
     }
     const facts = { ...plan.facts, tocDigest }
-    const linked = yield* store.link(facts, { diff: probe.hit.diff, ...blob }, {
-      announce: journal.emitAll([
-        { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
-        {
-          _tag: "LayerCommitted",
-          layer: req.digest,
-          diffId: facts.diffId,
-          diffSize: facts.diffSize,
-          blobSize: facts.blobSize,
-          ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
-          source: "link",
-          pool: pool.dir,
-        },
-      ]),
-      retract: (why) =>
-        journal.emit({ _tag: "LayerRemoved", layer: req.digest, reason: `commit failed: ${why}` }).pipe(Effect.ignore),
+    // Linked now, named by the ref a moment later: pinned in between, or gc could remove it
+    // (store/Pins.ts). A pull (indexRef false) holds its own pin until it names its layers.
+    const hit = probe.hit
+    const linkAndIndex = Effect.gen(function*() {
+      if (req.indexRef !== false) yield* (yield* acquirePin(store.paths.alsDir)).add(req.digest)
+      const linked = yield* store.link(facts, { diff: hit.diff, ...blob }, {
+        announce: journal.emitAll([
+          { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
+          {
+            _tag: "LayerCommitted",
+            layer: req.digest,
+            diffId: facts.diffId,
+            diffSize: facts.diffSize,
+            blobSize: facts.blobSize,
+            ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
+            source: "link",
+            pool: pool.dir,
+          },
+        ]),
+        retract: (why) =>
+          journal.emit({ _tag: "LayerRemoved", layer: req.digest, reason: `commit failed: ${why}` }).pipe(Effect.ignore),
+      })
+      // the alias was not made when its name belongs to another layer: that TOC is no name of ours
+      if (linked.aliasRefused !== undefined && tocDigest !== undefined) {
+        yield* ignored(tocDigest, "alias", linked.aliasRefused)
+        tocDigest = undefined
+      }
+      yield* indexRef(tocDigest)
+      return {
+        _tag: "Linked",
+        path: linked.path,
+        pool: pool.dir,
+        poolPath: probe.path,
+        tocDigest,
+      } as LookupResult
     })
-    // the alias was not made when its name belongs to another layer: that TOC is no name of ours
-    if (linked.aliasRefused !== undefined && tocDigest !== undefined) {
-      yield* ignored(tocDigest, "alias", linked.aliasRefused)
-      tocDigest = undefined
-    }
-    yield* indexRef(tocDigest)
-    return {
-      _tag: "Linked",
-      path: linked.path,
-      pool: pool.dir,
-      poolPath: probe.path,
-      tocDigest,
-    } as LookupResult
+    return yield* Effect.scoped(linkAndIndex)
   }
 
   yield* journal.emit({ _tag: "LayerMissing", layer: req.digest })
