@@ -30,6 +30,13 @@ export const storageConfAdvice = (root: string, storage: Resolved = hostStorage(
   ]
 }
 
+/** Serve mode: podman looks layers up in the mount, which pulls what the store lacks. */
+export const serveModeAdvice = (root: string, mountpoint = "/run/als"): ReadonlyArray<string> => [
+  `# serve mode (podman drives the store: a lookup the store cannot answer pulls the layer):`,
+  `#   als serve --root ${root} ${mountpoint}`,
+  `# then additionallayerstores = ["${mountpoint}:ref"]: point podman at the mount, not the store`,
+]
+
 export const initCommand = Command.make("init", { root: opt.root }, ({ root }) => {
   const dir = opt.resolveRoot(root)
   // decided before the log is opened: opening it creates <root>/.als
@@ -41,6 +48,7 @@ export const initCommand = Command.make("init", { root: opt.root }, ({ root }) =
     if (fresh) yield* journal.emit({ _tag: "StoreInitialized", root: store.paths.root, alsVersion: ALS_VERSION })
     yield* Console.log(`${fresh ? "Created" : "Already a store:"} ${store.paths.root}\n`)
     yield* Console.log(storageConfAdvice(store.paths.root).join("\n"))
+    yield* Console.log(`\n${serveModeAdvice(store.paths.root).join("\n")}`)
   }).pipe(Effect.provide(storeLayer(dir, ReporterSilent)))
 }).pipe(Command.withDescription(
   "Create a store and print the storage.conf that points podman at it: a whole file (driver, runroot,\n" +

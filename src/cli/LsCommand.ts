@@ -29,19 +29,22 @@ export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, 
         complete: l.complete,
         aliases: l.aliases,
         refs: [...new Set([...l.refs, ...(rec ? HashSet.toValues(rec.refs) : [])])].sort(),
+        // clients of `als serve` holding it now (podman's use minus its rmdir, from the log)
+        uses: Option.getOrElse(HashMap.get(state.uses, l.digest), () => 0),
       }
     })
     if (a.json) {
       for (const r of rows) yield* Console.log(JSON.stringify(r))
       return
     }
-    const table = [["LAYER", "SOURCE", "SIZE", "REFS"]]
+    const table = [["LAYER", "SOURCE", "SIZE", "USES", "REFS"]]
     for (const r of rows) {
       table.push([
         // names and paths come from the store's files and the log: shown safe (SafeText.ts)
         safeText(r.digest.slice(0, 19), 19) + (r.complete ? "" : " (incomplete)"),
         r.source === "link" ? `linked ${safeText(r.pool ?? r.linkedTo ?? "", 400)}` : r.source === "pull" ? "pulled" : "not in log",
         r.blobSize === undefined ? "?" : humanBytes(r.blobSize),
+        String(r.uses),
         r.refs.map((ref) => safeText(ref, 400)).join(", "),
       ])
     }
@@ -50,7 +53,7 @@ export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, 
     yield* Console.log(`\n${rows.length} layers in ${safeText(store.paths.root)}`)
   }).pipe(Effect.provide(storeLayer(opt.resolveRoot(a.root), ReporterSilent)))).pipe(
     Command.withDescription(
-      "List stored layers: digest, source (pulled, or linked from which pool), size, and the refs that name it.\n" +
+      "List stored layers: digest, source (pulled, or linked from which pool), size, uses (clients of als serve holding it) and the refs that name it.\n" +
         "Example: als ls --root /var/lib/als --json",
     ),
   )

@@ -254,6 +254,35 @@ export const judgeStorageConf = (
   return at(check(id, title, "ok", `${file} lists ${s.additionalLayerStores[idx]} (driver ${s.driver}; ${graph})`))
 }
 
+/**
+ * Serve mode: with an `als serve` mount up, podman must look layers up in the mount (which
+ * pulls what the store lacks and counts uses), not in the store directory. Paths are compared
+ * as written: resolving one inside the mount would be a request to the server.
+ */
+export const judgeServeMount = (root: string, mounts: ReadonlyArray<string>, resolved: Resolved): Check => {
+  const id = "serve"
+  const title = "als serve mount"
+  const at = mounts.join(", ")
+  const line = `additionallayerstores = ["${mounts[0]}:ref"]`
+  if (!resolved.ok) return check(id, title, "warn", `als serve is mounted at ${at}, but podman's storage.conf cannot be read`, `fix ${resolved.failure.file}, then set ${line}`)
+  const file = resolved.settings.file ?? "(no storage.conf)"
+  const entries = resolved.settings.additionalLayerStores.map(parseLayerStoreEntry)
+  const norm = (p: string) => path.resolve(p)
+  const hit = entries.find((e) => e.path !== "" && mounts.some((m) => norm(m) === norm(e.path)))
+  if (hit?.ref) return check(id, title, "ok", `${file} points podman at the als serve mount ${hit.path}:ref`)
+  if (hit) return check(id, title, "warn", `${file} lists the als serve mount ${hit.path} without :ref; the mount resolves a layer only when podman names the image`, `write it as "${hit.path}:ref" in additionallayerstores`)
+  const atStore = entries.some((e) => e.path !== "" && norm(e.path) === norm(root))
+  return check(
+    id,
+    title,
+    "warn",
+    atStore
+      ? `als serve is mounted at ${at}, but ${file} points podman at the store ${root}: podman then never asks the mount, so nothing is pulled on demand and no use is counted (gc cannot see them)`
+      : `als serve is mounted at ${at}, but ${file} does not list it`,
+    `set ${line} in [storage.options] of ${file}: point podman at the mount, not the store`,
+  )
+}
+
 // ---- podman --------------------------------------------------------------------------
 
 export const parsePodmanVersion = (out: string): [number, number, number] | undefined => {

@@ -16,6 +16,7 @@ import {
   judgeLog,
   judgeOverlay,
   judgePodman,
+  judgeServeMount,
   judgeStorageConf,
   judgeStore,
   judgeSyscalls,
@@ -25,7 +26,7 @@ import {
   summarize,
   type Summary,
 } from "./Checks.ts"
-import { fsMagicOf, loadSyscalls, podmanVersion, probeScratch, sameDir, seeStore, xfsFtype } from "./Probes.ts"
+import { alsServeMountsHere, fsMagicOf, loadSyscalls, podmanVersion, probeScratch, sameDir, seeStore, xfsFtype } from "./Probes.ts"
 import { storageConfSnippet, storageConfTarget } from "../config/StorageConf.ts"
 import { hostStorage } from "../config/StorageConfFiles.ts"
 
@@ -92,6 +93,9 @@ export const runDoctor = (rootArg: string, host: DoctorEnv = hostEnv()) =>
       target: storageConfTarget(host),
       snippet: storageConfSnippet(root, storage.ok ? storage.settings : undefined, host),
     }))
+    // serve mode: only when an als serve mount is up (the plain store needs no mount)
+    const mounts = alsServeMountsHere()
+    if (mounts.length > 0) checks.push(judgeServeMount(root, mounts, storage))
     checks.push(judgePodman(podmanVersion()))
     checks.push(fsUsable ? judgeLog(logPath(root), yield* verifyLog(root)) : skipped("log", "event log", "no store directory"))
     const report: DoctorReport = { root, checks, ...summarize(checks) }

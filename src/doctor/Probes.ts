@@ -42,6 +42,27 @@ export const mountPointOf = (p: string): string | undefined => {
   }
 }
 
+/**
+ * Mount points of `als serve` filesystems (type fuse.als) in a mountinfo text. Read from the
+ * table alone: a stat of the mount would be a request to the server.
+ */
+export const alsServeMounts = (mountinfo: string): ReadonlyArray<string> =>
+  mountinfo.split("\n").flatMap((line) => {
+    const f = line.split(" ")
+    const sep = f.indexOf("-", 6)
+    if (sep === -1 || f[sep + 1] !== "fuse.als" || f[4] === undefined) return []
+    return [f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))]
+  })
+
+/** The `als serve` mounts this process sees; none when the table cannot be read. */
+export const alsServeMountsHere = (): ReadonlyArray<string> => {
+  try {
+    return alsServeMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"))
+  } catch {
+    return []
+  }
+}
+
 /** xfs's ftype flag from xfs_info, undefined when it cannot be read. */
 export const xfsFtype = (p: string): number | undefined => {
   const mnt = mountPointOf(p)
