@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Digest } from "../../../src/domain/Digest.ts"
@@ -81,5 +81,42 @@ describe("the store's :ref views", () => {
     expect(await Effect.runPromise(refsNaming(root, B))).toEqual(["x/y:1"])
     // a directory that is not a ref view names nothing
     expect(await Effect.runPromise(refsNaming(root, C))).toEqual([])
+  })
+})
+
+describe("additionallayer paths inside an als serve mount", () => {
+  test("never resolved or stat'ed; the key maps through the store's TOC alias to the blob digest", () => {
+    const root = temp()
+    mkdirSync(join(root, A))
+    // a TOC alias, as the store makes for zstd:chunked layers (podman 5 looks them up by TOC)
+    symlinkSync(A, join(root, B))
+    const resolved: string[] = []
+    const spy = (p: string) => {
+      resolved.push(p)
+      return realpathSync(p)
+    }
+    const mount = "/run/als-not-mounted-here"
+    expect(layerNamedBy(join(mount, encodeRef("r:1"), B), root, spy)).toBe(A)
+    expect(layerNamedBy(join(mount, B), root, spy)).toBe(A)
+    expect(layerNamedBy(join(mount, encodeRef("r:1"), A), root, spy)).toBe(A)
+    // the seed's discovery path ends in rootfs.<digest>
+    expect(layerNamedBy(join(mount, ".pool", "x", `rootfs.${A}`), root, spy)).toBe(A)
+    // a key the store does not have is kept as named, to be safe
+    expect(layerNamedBy(join(mount, C), root, spy)).toBe(C)
+    expect(resolved).toEqual([])
+    // inside the store, resolving is fine (the store's own disk)
+    expect(layerNamedBy(join(root, B), root, spy)).toBe(A)
+    expect(resolved).toEqual([join(root, B)])
+  })
+
+  test("layersInUse maps podman 5's TOC key under the mount to the blob digest", async () => {
+    const root = temp()
+    mkdirSync(join(root, A))
+    symlinkSync(A, join(root, B))
+    const graph = temp()
+    mkdirSync(join(graph, "overlay", "id1"), { recursive: true })
+    writeFileSync(join(graph, "overlay", "id1", "additionallayer"), join("/run/als-not-mounted-here", encodeRef("r:1"), B))
+    const inUse = await Effect.runPromise(layersInUse(root, [graph]))
+    expect([...inUse]).toEqual([A])
   })
 })
