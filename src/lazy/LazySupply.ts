@@ -76,6 +76,8 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
 
     /** lazily served layers by every key they were asked under (blob digest, TOC digest) */
     const serving = new Map<string, Promise<Served | undefined>>()
+    /** layers whose background pull failed: never served lazily again by this process */
+    const bad = new Set<string>()
     const images = new Map<string, { at: number; p: Promise<{ source: ImageSource; image: SourceImage }> }>()
 
     const imageOf = (ref: string) => {
@@ -109,21 +111,23 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       const completed = new Promise<string | undefined>((r) => (settle = r))
       const keys = [layer.digest, fetched.digest, req.key]
       setTimeout(() => {
-        resolver.resolve({ key: layer.digest, ref: req.ref }).then(async (got) => {
-          // the resolver gives up waiting at its deadline; the pull itself goes on: wait for it
-          for (let i = 0; !got && i < 3600; i++) {
-            await new Promise((r) => setTimeout(r, 1000))
-            got = await resolver.stored(layer.digest)
-            if (!got && i % 10 === 9) got = await resolver.resolve({ key: layer.digest, ref: req.ref })
+        void (async () => {
+          // the resolver answers undefined for a failed pull and for one past its deadline, which
+          // goes on: an answer before the deadline is a failure, a late one means wait and ask again
+          for (;;) {
+            const t0 = Date.now()
+            const got = await resolver.resolve({ key: layer.digest, ref: req.ref }).catch(() => undefined)
+            if (got) return settle(path.join(got.dir, "blob"))
+            if (Date.now() - t0 < opts.timeoutMs - 1000) return settle(undefined)
           }
-          settle(got ? path.join(got.dir, "blob") : undefined)
-        }, () => settle(undefined))
+        })()
       }, opts.completionDelayMs)
       completed.then((file) => {
         flushStats()
         clearInterval(statsTimer)
         // done either way: the store's layer (or, after a failure, the resolver's ENOENT) from now on
         for (const k of keys) serving.delete(k)
+        if (!file) for (const k of keys) bad.add(k)
         if (!file) emit([{ _tag: "LazyReadFailed", layer: layer.digest, file: "", corrupt: false, reason: "the background pull of the layer failed; it is no longer served lazily" }])
       })
 
@@ -179,7 +183,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
 
     const resolve = async (req: LayerRequest): Promise<ServedLayer | undefined> => {
       if (req.ref === undefined || req.annotations !== undefined) return resolver.resolve(req)
-      if (await resolver.stored(req.key)) return resolver.resolve(req)
+      if (bad.has(req.key) || (await resolver.stored(req.key))) return resolver.resolve(req)
       const running = serving.get(req.key)
       if (running) {
         const got = await running.catch(() => undefined)
@@ -189,7 +193,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       const attempt = (async (): Promise<Served | undefined> => {
         const { source, image } = await withDeadline(imageOf(ref), opts.timeoutMs, "the manifest")
         const layer = image.layers.find((l) => l.digest === req.key || tocAnnotation(l.annotations) === req.key)
-        if (!layer) return undefined
+        if (!layer || bad.has(layer.digest)) return undefined
         const other = serving.get(layer.digest)
         if (other && layer.digest !== req.key) return other
         return startLazy({ ...req, ref }, source, image, layer)

@@ -178,6 +178,36 @@ describe("als serve --lazy: failures", () => {
   }, 10 * MIN)
 })
 
+describe("als serve --lazy: a layer whose DiffID is wrong", () => {
+  test("served lazily from its (valid) TOC, but the background pull finds the DiffID wrong: the failure is logged, the layer is no longer served, the next lookup is ENOENT and nothing is committed", async () => {
+    const good = toEstargz((await layerOf({ "etc/motd": "diffid test\n" })).tar)
+    // the image config names another DiffID for it
+    const wrong = { ...good, diffId: `sha256:${"1".repeat(64)}` }
+    const dir = res.tempDir("lazy-diffid-img")
+    const layout = join(dir, "layout")
+    const img = writeImage(layout, { os: "linux", architecture: "amd64" }, [wrong], [{ [ESTARGZ_TOC_ANNOTATION]: good.tocDigest }])
+    tagLayout(layout, "1", "application/vnd.oci.image.manifest.v1+json", img.manifestDigest, img.manifestSize)
+    await pushLayout(layout, "1", `${registry.host}/lazy/diffid:1`)
+    const ref = `${registry.host}/lazy/diffid:1`
+    const root = res.tempDir("lazy-diffid-store")
+    const mnt = res.tempDir("lazy-diffid-mnt")
+    const server = await serve(root, mnt, ["--lazy-delay", "3", "--timeout", "30"])
+    const motd = await fs.promises.readFile(join(mnt, b64(ref), good.digest, "diff", "etc", "motd"), "utf8").catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(await alsLog(root))}`)
+    })
+    expect(motd).toBe("diffid test\n")
+    await waitFor("the failed background pull", async () =>
+      eventsOf(await alsLog(root), "LazyReadFailed").some((e) => String(e.reason).includes("background pull")))
+    const failed = eventsOf(await alsLog(root), "PullFailed")
+    expect(failed.some((e) => e.layer === good.digest && JSON.stringify(e.reason).includes("DiffId"))).toBe(true)
+    // a name the kernel has not cached: looked up again, and not here
+    const again = await fs.promises.stat(join(mnt, b64(ref), good.tocDigest, "diff")).then(() => "found", (e: NodeJS.ErrnoException) => e.code)
+    expect(again).toBe("ENOENT")
+    expect(fs.existsSync(join(root, good.digest))).toBe(false)
+    expect(await server.stop()).toBe(0)
+  }, 10 * MIN)
+})
+
 describe("als serve --lazy: eStargz", () => {
   test("an eStargz image (test/lib/estargz.ts) is served lazily: the diff equals a plain pull's, files read right, under its blob digest and its TOC digest", async () => {
     const base = await layerOf({ "etc/motd": "hello from estargz\n", "usr/share/big.bin": new Uint8Array(Buffer.alloc(300_000, 7)) }, { "etc/link": "motd" })

@@ -201,8 +201,9 @@ export const toEstargz = (tar: Uint8Array, chunkSize = 64 * 1024): EstargzLayer 
     pending = new Uint8Array(padded(it.data.length) - it.data.length)
   }
   const tocJson = Buffer.from(JSON.stringify({ version: 1, entries }), "utf8")
+  // the TOC's member starts with its own tar header: the last file's padding goes before it
+  if (pending.length > 0) emit(pending)
   const tocOffset = emit(Buffer.concat([
-    pending,
     fileHeader("stargz.index.json", tocJson.length, 0),
     tocJson,
     new Uint8Array(padded(tocJson.length) - tocJson.length),
