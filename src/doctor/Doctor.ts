@@ -89,12 +89,15 @@ export const runDoctor = (rootArg: string, host: DoctorEnv = hostEnv()) =>
     }
     checks.push(judgeSyscalls("api" in sys ? { runtime: sys.runtime } : { error: sys.error }))
     const storage = hostStorage(host)
-    checks.push(judgeStorageConf(root, storage, sameDir, {
+    // serve mode: a storage.conf entry naming an als serve mount points podman at this store
+    // through the mount (the mount table cannot say which store it serves; never stat'ed)
+    const mounts = alsServeMountsHere()
+    const sameOrMount = (a: string, b: string) => (b === root && mounts.includes(path.resolve(a))) || sameDir(a, b)
+    checks.push(judgeStorageConf(root, storage, sameOrMount, {
       target: storageConfTarget(host),
       snippet: storageConfSnippet(root, storage.ok ? storage.settings : undefined, host),
     }))
     // serve mode: only when an als serve mount is up (the plain store needs no mount)
-    const mounts = alsServeMountsHere()
     if (mounts.length > 0) checks.push(judgeServeMount(root, mounts, storage))
     checks.push(judgePodman(podmanVersion()))
     checks.push(fsUsable ? judgeLog(logPath(root), yield* verifyLog(root)) : skipped("log", "event log", "no store directory"))

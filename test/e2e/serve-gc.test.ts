@@ -6,9 +6,9 @@
 // Real docker-registry on 127.0.0.1, real podman; nothing is skipped.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { alsOk } from "../lib/als.ts"
+import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
 import { run } from "../lib/sh.ts"
 import { MIN, Resources } from "./support.ts"
@@ -109,4 +109,34 @@ describe("als gc under als serve (podman 4.3.1)", () => {
     expect(await server.stop("SIGTERM")).toBe(0)
     expect((await alsOk(["audit", "--root", root])).exitCode).toBe(0)
   }, 10 * MIN)
+})
+
+describe("als doctor with an als serve mount up", () => {
+  test("storage.conf pointing at the mount is ok (serve and storage.conf checks); pointing at the store warns: point podman at the mount", async () => {
+    const root = res.tempDir("serve-doctor-store")
+    const mnt = res.tempDir("serve-doctor-mnt")
+    await alsOk(["init", "--root", root])
+    const server = await startServe(root, mnt)
+    servers.push(server)
+    const conf = (stores: string) => {
+      const file = join(res.tempDir("serve-doctor-conf"), "storage.conf")
+      writeFileSync(file, `[storage]\ndriver = "overlay"\ngraphroot = "/var/lib/containers/storage"\nrunroot = "/run/containers/storage"\n\n[storage.options]\nadditionallayerstores = ["${stores}"]\n`)
+      return file
+    }
+    const doctor = async (file: string) => {
+      const r = await als(["doctor", "--json", "--root", root], { env: { CONTAINERS_STORAGE_CONF: file } })
+      const checks = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string; fix?: string }> }).checks
+      return Object.fromEntries(checks.filter((c) => c.id === "serve" || c.id === "storage.conf").map((c) => [c.id, c]))
+    }
+    const atMount = await doctor(conf(`${mnt}:ref`))
+    expect([atMount.serve?.status, atMount["storage.conf"]?.status]).toEqual(["ok", "ok"])
+    const atStore = await doctor(conf(`${root}:ref`))
+    expect(atStore.serve?.status).toBe("warn")
+    expect(atStore.serve?.fix).toContain(`additionallayerstores = ["${mnt}:ref"]`)
+    // the doctor never looked a layer up through the mount
+    expect(await server.stop("SIGTERM")).toBe(0)
+    expect(eventsOf(await alsLog(root), "LookupRequested")).toEqual([])
+    // no mount, no serve check
+    expect((await doctor(conf(`${root}:ref`))).serve).toBeUndefined()
+  }, 5 * MIN)
 })
