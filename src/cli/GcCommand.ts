@@ -68,7 +68,8 @@ export const gcCommand = Command.make("gc", { dryRun, graphroot, root: opt.root,
     )
   })).pipe(
     Command.withDescription(
-      "Remove layers that no ref in the store names, no running pull holds and no podman layer uses.\n" +
+      "Remove layers that no ref in the store names, no running pull holds and no podman layer uses\n" +
+        "(its additionallayer files, or a client of als serve holding it: als ls shows USES).\n" +
         "podman's graph root is read from the storage.conf podman reads (als doctor says which); a --graphroot\n" +
         "that does not exist, or a storage.conf podman would refuse, is a usage error (exit 2).\n" +
         "Example: als rm docker.io/library/alpine:3.19 && als gc --dry-run",
