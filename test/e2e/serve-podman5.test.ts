@@ -5,7 +5,8 @@
 // symlinks out of the mount resolve there too).
 
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { alsLog, eventsOf } from "../lib/als.ts"
+import { join } from "node:path"
+import { alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { buildFeatureImage, push, type FeatureImage, type PushedImage } from "../lib/images.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { bindIntoChroot, ensurePodman5, TOC_LOOKUP_LOG, unbindFromChroot } from "../lib/podman5.ts"
@@ -72,5 +73,32 @@ test("podman 5.4.2 pulls a zstd:chunked image through als serve on an empty stor
   // uses are counted per layer (blob digest), whatever name podman used
   const held = useCounts(events)
   for (const l of pushed.layers) expect({ layer: l.digest, held: (held.get(l.digest) ?? 0) > 0 }).toEqual({ layer: l.digest, held: true })
+
+  // gc: with no ref naming them, podman's TOC-keyed paths in the mount (never stat'ed by gc)
+  // and the use counts keep the layers; after podman rmi, gc frees them
+  await withStore.imageUnmount(pushed.ref)
+  const layers = pushed.layers.map((l) => l.digest).sort()
+  const graphroot = join(withStore.dir, "root")
+  const gc = async () => JSON.parse((await alsOk(["gc", "--root", root, "--graphroot", graphroot, "--json"])).stdout) as { remove: Array<{ digest: string }>; keptInUse: string[] }
+  const lsRows = async () => (await alsOk(["ls", "--root", root, "--json"])).stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { digest: string; uses: number; refs: string[] })
+  const until = async (ok: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 60_000
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(await lsRows())}`)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  }
+  // removed again while the server's batched names of earlier lookups may still land
+  await until(async () => {
+    await alsOk(["rm", "--root", root, pushed.ref])
+    return (await lsRows()).every((x) => x.refs.length === 0)
+  }, "refs after als rm")
+  let plan = await gc()
+  expect(plan.remove).toEqual([])
+  expect([...plan.keptInUse].sort()).toEqual(layers)
+  await withStore.podman(["--storage-opt", `overlay.additionallayerstore=${mnt}:ref`, "rmi", pushed.ref])
+  await until(async () => (await lsRows()).every((x) => x.uses === 0), "uses after podman rmi")
+  plan = await gc()
+  expect(plan.remove.map((x) => x.digest).sort()).toEqual(layers)
   expect(await server.stop()).toBe(0)
 }, 15 * MIN)
