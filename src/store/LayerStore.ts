@@ -18,6 +18,7 @@ import { ioError, StoreIoError } from "./errors.ts"
 import { Syscalls } from "../sys/Syscalls.ts"
 import { StoreConfig } from "./StoreConfig.ts"
 import { readPoolFile } from "../verify/PoolFiles.ts"
+import { processAlive as pidAlive } from "../sys/ProcessAlive.ts"
 
 export interface StoredLayer {
   readonly digest: Digest
@@ -53,15 +54,6 @@ const exists = (p: string) => fs.stat(p).then(() => true, () => false)
 const parseStagingName = (name: string): { host: string; pid: number } | undefined => {
   const m = /^(?:sha(?:256|512)-[a-f0-9]+|link)\.(.+)\.(\d+)\.[a-z0-9]+(?:\.[a-z]+)?$/.exec(name)
   return m ? { host: m[1]!, pid: Number(m[2]) } : undefined
-}
-
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
 }
 
 /**

@@ -15,6 +15,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { type Digest, isDigest } from "../domain/Digest.ts"
 import { ioError, type StoreIoError } from "./errors.ts"
+import { processAlive as pidAlive } from "../sys/ProcessAlive.ts"
 
 /** Other hosts' pins older than this belong to pulls that died without cleaning up. */
 export const OTHER_HOST_PIN_MAX_AGE_MS = 24 * 3600_000
@@ -35,15 +36,6 @@ const digestOfPinFile = (name: string): Digest | undefined => {
 export const parsePinName = (name: string): { readonly host: string; readonly pid: number } | undefined => {
   const m = /^(.+)\.([1-9]\d{0,9})\.[a-z0-9]{6,16}$/.exec(name)
   return m ? { host: m[1]!, pid: Number(m[2]) } : undefined
-}
-
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
 }
 
 export interface Pin {

@@ -21,6 +21,7 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
+import { processAlive } from "./ProcessAlive.ts"
 
 export interface MkdirLockOptions {
   /** how long to wait for the holder before giving up */
@@ -75,12 +76,7 @@ export const readOwner = (lockPath: string): LockOwner | undefined => {
 /** A holder on this host whose process is gone (EPERM means it exists, under another user). */
 const isDeadHere = (o: LockOwner | undefined): boolean => {
   if (!o || o.host !== os.hostname() || o.pid === process.pid) return false
-  try {
-    process.kill(o.pid, 0)
-    return false
-  } catch (e) {
-    return code(e) === "ESRCH"
-  }
+  return !processAlive(o.pid)
 }
 
 const writeOwner = (lockPath: string) => {
