@@ -11,7 +11,7 @@ import { isPlainText, safeText } from "../domain/SafeText.ts"
 import { EventVersions, type EventType } from "../events/Events.ts"
 import { parseSince } from "../events/LogQuery.ts"
 import { parseSourceSpec, type SourceSpec } from "../sources/SourceSpec.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 export type Parsed<A> = Either.Either<A, string>
 

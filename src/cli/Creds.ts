@@ -5,7 +5,7 @@
  */
 import { Effect, Option } from "effect"
 import { ExitCode } from "./exit.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 export const NO_TTY_MESSAGE = "--creds USER needs a terminal to ask for the password; pass USER:PASSWORD"
 

@@ -7,7 +7,7 @@ import { ReporterSilent } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { gc } from "../workflows/Gc.ts"
 import * as opt from "./options.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("only say what would be removed"))
 const graphroot = Options.text("graphroot").pipe(

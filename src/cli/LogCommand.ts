@@ -9,7 +9,7 @@ import { safeText } from "../domain/SafeText.ts"
 import { asUsage, parseEventTypes, parseLayerFilter, parseRefArg, parseSinceArg } from "./Arguments.ts"
 import { storeLayer } from "../Layers.ts"
 import { entryJson } from "./Reporters.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 import * as opt from "./options.ts"
 
 const type = Options.text("type").pipe(

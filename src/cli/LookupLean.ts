@@ -23,7 +23,7 @@ import { asUsage, parseDigestArg, parsePathArg, parseRefArg } from "./Arguments.
 import { errLine } from "./errLine.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 import { existingStore } from "./StoreRoot.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 export interface LookupArgs {
   readonly digest: string

@@ -11,7 +11,7 @@ import { errLine } from "./errLine.ts"
 import { setExitCode } from "./exit.ts"
 import { platformFromFlags } from "./PlatformFlags.ts"
 import { describeFailure } from "./render.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 export interface PullArgsInput {
   readonly refs: ReadonlyArray<string>

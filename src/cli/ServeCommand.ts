@@ -22,7 +22,7 @@ import * as opt from "./options.ts"
 import { authfile, certDir, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
 import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 // text, not Args.directory: a stale mount left by a killed server fails stat (ENOTCONN) and is cleared later
 const mountpoint = Args.text({ name: "MOUNTPOINT" }).pipe(

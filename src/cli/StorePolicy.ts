@@ -11,7 +11,7 @@ import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import { safeText } from "../domain/SafeText.ts"
 import { isStore, notAStore, rootToCreate, existingStore } from "./StoreRoot.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 type Policy = "create" | "existing" | "replay"
 

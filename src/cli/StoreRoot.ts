@@ -12,7 +12,7 @@ import * as path from "node:path"
 import { defaultRoot } from "../domain/StorePaths.ts"
 import { safeText } from "../domain/SafeText.ts"
 import { asUsage, type Parsed, parseRootArg } from "./Arguments.ts"
-import { UsageError } from "./UsageError.ts"
+import { UsageError } from "../domain/UsageError.ts"
 
 /** The root from `--root`, else $ALS_ROOT, else the default; parsed (see parseRootArg). */
 export const parseStoreRoot = (given: string | undefined, env: NodeJS.ProcessEnv = process.env): Parsed<string> => {
