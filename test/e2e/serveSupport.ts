@@ -27,12 +27,14 @@ export interface Serving {
 /**
  * `als serve --root ROOT --tls-verify=false [extra…] MNT`, resolved once it says it serves
  * (event-based: its stderr line, not a sleep). Throws with its output if it exits first.
+ * `wrap` runs it under another command that ends by exec'ing it (say `unshare … sh -c '…; exec "$@"' sh`),
+ * so that `pid` is still the serving process's.
  */
-export const startServe = async (root: string, mnt: string, extra: ReadonlyArray<string> = []): Promise<Serving> => {
+export const startServe = async (root: string, mnt: string, extra: ReadonlyArray<string> = [], wrap: ReadonlyArray<string> = []): Promise<Serving> => {
   // `npx bun …` would take the signals meant for als: run the pinned bun itself
   const prefix = (await alsCommand()).map((w, i, all) => (w === "npx" && all[i + 1] === "bun" ? "" : w === "bun" && all[i - 1] === "npx" ? BUN : w))
     .filter((w) => w !== "")
-  const proc = Bun.spawn([...prefix, "serve", "--root", root, "--tls-verify=false", ...extra, mnt], {
+  const proc = Bun.spawn([...wrap, ...prefix, "serve", "--root", root, "--tls-verify=false", ...extra, mnt], {
     stdout: "ignore",
     stderr: "pipe",
     env: { ...process.env, NO_COLOR: "1" },
