@@ -24,22 +24,17 @@ import { isLogError, type LogError, logIoError, LogIoError } from "./LogErrors.t
 import { startVerifier, VERIFY_THREAD_MIN_BYTES } from "./FoldVerifier.ts"
 import { FILE_HEADER, FRAME_OVERHEAD, frameSize, hashHex, HEADER_SIZE, MAX_PAYLOAD, writeFrame } from "./LogFormat.ts"
 import { defaultLockOptions, type LockOptions, withFileLock } from "./LogLock.ts"
-import {
-  type FoldEntry,
-  FrameReader,
-  type LogEntry,
-  locateTail,
-  startAt,
-  type Tail,
-  verifyStore,
-  type VerifyReport,
-} from "./LogScan.ts"
+import { FrameReader, startAt } from "./FrameReader.ts"
+import type { FoldEntry, LogEntry, Tail } from "./LogFrames.ts"
+import { locateTail } from "./LogTail.ts"
+import { verifyStore, type VerifyReport } from "./LogVerify.ts"
 import { type ByteStore, FileStore, MemoryStore, readAt } from "./LogStore.ts"
 import { encodePayload, type EnvelopeFields } from "./Payload.ts"
 
 export { Ids, IdsLive, IdsSequential, randomIds } from "./Ids.ts"
 export * from "./LogErrors.ts"
-export type { FoldEntry, LogEntry, VerifyProblem, VerifyReport } from "./LogScan.ts"
+export type { FoldEntry, LogEntry } from "./LogFrames.ts"
+export type { VerifyProblem, VerifyReport } from "./LogVerify.ts"
 
 export interface LogHead {
   /** bytes up to the end of the last good frame */

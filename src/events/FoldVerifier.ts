@@ -5,7 +5,7 @@
  * payloads, the reducer) must stay on the fold's thread. On a log big enough to pay for a
  * Worker's start (~10 ms), a worker walks the same bytes frame by frame, checks each frame's
  * checksum, and publishes in shared memory how far every checksum held. The reader
- * (LogScan.ts FrameReader) skips its own sha256 for frames that end before that point and
+ * (FrameReader.ts) skips its own sha256 for frames that end before that point and
  * checks every other frame itself, so the worker only ever vouches: it stops at the first
  * frame it cannot vouch for (a bad checksum, a torn or damaged frame), and the reader then
  * meets that frame with its own checks and reports it exactly as a one-thread fold would.

@@ -1,7 +1,7 @@
 /**
  * The bytes under an event log: a file, or a growable buffer for the in-memory log. Both speak
  * the same positional-read / append / truncate interface, so framing, chaining, reading and
- * repair are one piece of code (LogScan.ts) whichever holds the bytes.
+ * repair are one piece of code (LogFrames.ts and its readers) whichever holds the bytes.
  *
  * Methods are synchronous and throw LogIoError: they run inside one Effect at the boundary.
  */
