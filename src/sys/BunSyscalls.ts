@@ -1,5 +1,5 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi"
-import { AT_FDCWD, makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
+import { makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
 import type { SyscallsApi } from "./Syscalls.ts"
 
 export const make = (): SyscallsApi => {
@@ -8,7 +8,6 @@ export const make = (): SyscallsApi => {
     lsetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     lgetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
     llistxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
@@ -22,7 +21,6 @@ export const make = (): SyscallsApi => {
     openRead: (p) => c.open(ptr(p), O_RDONLY_CLOEXEC),
     close: (fd) => c.close(fd),
     syncfs: (fd) => c.syncfs(fd),
-    renameat2: (f, t, flags) => c.renameat2(AT_FDCWD, ptr(f), AT_FDCWD, ptr(t), flags),
     errno: () => read.i32(c.__errno_location()!, 0),
   }, "bun")
 }

@@ -1,4 +1,4 @@
-import { AT_FDCWD, makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
+import { makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
 import type { SyscallsApi } from "./Syscalls.ts"
 
 // Deno's global is only typed under Deno; keep this module free of Deno's type package.
@@ -11,7 +11,6 @@ export const make = (): SyscallsApi => {
     lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
     lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
     llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-    renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
     open: { parameters: ["buffer", "i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
     syncfs: { parameters: ["i32"], result: "i32" },
@@ -25,7 +24,6 @@ export const make = (): SyscallsApi => {
     openRead: (p) => c.open(p, O_RDONLY_CLOEXEC),
     close: (fd) => c.close(fd),
     syncfs: (fd) => c.syncfs(fd),
-    renameat2: (f, t, flags) => c.renameat2(AT_FDCWD, f, AT_FDCWD, t, flags),
     errno: () => new Deno.UnsafePointerView(c.__errno_location()).getInt32(0),
   }, "deno")
 }

@@ -15,7 +15,6 @@ export interface RawLibc {
   readonly openRead: (path: Uint8Array) => number
   readonly close: (fd: number) => number
   readonly syncfs: (fd: number) => number
-  readonly renameat2: (from: Uint8Array, to: Uint8Array, flags: number) => number
   readonly errno: () => number
 }
 
@@ -69,11 +68,7 @@ export const makeSyscalls = (c: RawLibc, runtime: SyscallsApi["runtime"]): Sysca
       c.close(fd)
       if (rc !== 0) fail("syncfs", path, e)
     },
-    renameat2: (from, to, flags) => {
-      if (c.renameat2(cstr(from), cstr(to), flags) !== 0) fail("renameat2", `${from} -> ${to}`)
-    },
   }
 }
 
-export const AT_FDCWD = -100
 export const O_RDONLY_CLOEXEC = 0o2000000

@@ -1,7 +1,7 @@
 /**
  * The few syscalls Node's fs API lacks but an overlay-format layer needs:
  * mknod (whiteouts are 0/0 character devices, layers may carry devices and fifos),
- * xattrs (opaque directories, file capabilities) and renameat2 (atomic no-replace commit).
+ * xattrs (opaque directories, file capabilities) and syncfs (one flush for a whole tree).
  *
  * The functions are synchronous and throw `SysError`: the extractor calls them once per
  * tar entry, where wrapping each call in an Effect would cost more than the call itself.
@@ -25,9 +25,6 @@ export const S_IFCHR = 0o020000
 export const S_IFBLK = 0o060000
 export const S_IFIFO = 0o010000
 
-export const RENAME_NOREPLACE = 1
-export const RENAME_EXCHANGE = 2
-
 export interface SyscallsApi {
   readonly runtime: "bun" | "deno"
   /** mknod(2): `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
@@ -40,8 +37,6 @@ export interface SyscallsApi {
   readonly llistxattr: (path: string) => ReadonlyArray<string>
   /** syncfs(2) on the filesystem holding `path`: one call makes a whole extracted tree durable. */
   readonly syncfs: (path: string) => void
-  /** renameat2(AT_FDCWD, from, AT_FDCWD, to, flags). */
-  readonly renameat2: (from: string, to: string, flags: number) => void
 }
 
 export class Syscalls extends Context.Tag("als/Syscalls")<Syscalls, SyscallsApi>() {}
@@ -62,7 +57,6 @@ const onFirstCall = (runtime: SyscallsApi["runtime"], make: () => SyscallsApi): 
     lgetxattr: (p, name) => get().lgetxattr(p, name),
     llistxattr: (p) => get().llistxattr(p),
     syncfs: (p) => get().syncfs(p),
-    renameat2: (from, to, flags) => get().renameat2(from, to, flags),
   }
 }
 
