@@ -6,7 +6,7 @@
  */
 import { Schema } from "effect"
 import { parse, TomlError } from "smol-toml"
-import { formatReference, parseReference, type Reference } from "../domain/Reference.ts"
+import { parseReference, type Reference } from "../domain/Reference.ts"
 
 export class RegistriesConfError extends Schema.TaggedError<RegistriesConfError>()("RegistriesConfError", {
   /** the file at fault, or a description of where the configuration comes from */
@@ -65,17 +65,6 @@ export interface RegistriesConf {
   readonly description: string
   /** false when no registries.conf exists at all (podman says so for short names) */
   readonly found: boolean
-}
-
-/** What als did before it read registries.conf: nothing configured. */
-export const emptyConf: RegistriesConf = {
-  registries: [],
-  unqualifiedSearchRegistries: [],
-  searchOrigin: "",
-  shortNameMode: "permissive",
-  aliases: new Map(),
-  description: "",
-  found: false,
 }
 
 const fail = (file: string, reason: string): never => {
@@ -361,6 +350,3 @@ export const findRegistry = (conf: Pick<RegistriesConf, "registries">, name: str
   }
   return best
 }
-
-/** The normalized string containers/image rewrites prefixes on: a digest wins over a tag. */
-export const referenceString = (ref: Reference): string => formatReference(ref)

@@ -3,7 +3,7 @@
  * on disk goes through `parseDigest`: a manifest is untrusted input, and a "digest" such as
  * `sha256:../../etc` must never become a directory name.
  */
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 
 const pattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
 
@@ -33,7 +33,3 @@ export const digestAlgorithm = (d: Digest): "sha256" | "sha512" =>
   d.startsWith("sha512:") ? "sha512" : "sha256"
 
 export const digestHex = (d: Digest): string => d.slice(d.indexOf(":") + 1)
-
-/** parseDigest as an Effect failing with InvalidDigest. */
-export const decodeDigest = (s: string): Effect.Effect<Digest, InvalidDigest> =>
-  isDigest(s) ? Effect.succeed(s) : Effect.fail(new InvalidDigest({ value: s }))

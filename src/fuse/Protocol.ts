@@ -11,7 +11,6 @@
 export const FUSE_KERNEL_VERSION = 7
 export const FUSE_KERNEL_MINOR_VERSION = 38
 export const FUSE_ROOT_ID = 1
-export const FUSE_MIN_READ_BUFFER = 8192
 
 export const Opcode = {
   LOOKUP: 1,

@@ -73,6 +73,3 @@ export const resolveLocation = (raw: string, base: RemoteUrl): Either.Either<Rem
   }
   return checked(url, raw)
 }
-
-/** The host[:port] of a RemoteUrl. */
-export const hostOfUrl = (url: RemoteUrl): string => new URL(url).host
