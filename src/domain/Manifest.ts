@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto"
 import { Either, ParseResult, Schema } from "effect"
-import { Digest, digestAlgorithm } from "./Digest.ts"
+import { Digest } from "./Digest.ts"
 import type { CompressionName } from "./LayerInfo.ts"
 import type { Platform } from "./Platform.ts"
 
@@ -279,7 +279,3 @@ export const configPlatform = (c: ImageConfig): Platform => ({
 /** Digest of some bytes with the given algorithm (sha256 unless told otherwise). */
 export const digestBytes = (bytes: Uint8Array, algorithm: "sha256" | "sha512" = "sha256"): Digest =>
   `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}` as Digest
-
-/** True when `bytes` hash to `expected`, computed with `expected`'s own algorithm. */
-export const matchesDigest = (bytes: Uint8Array, expected: Digest): boolean =>
-  digestBytes(bytes, digestAlgorithm(expected)) === expected

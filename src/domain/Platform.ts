@@ -105,17 +105,6 @@ const normalizeChoice = (
 }
 
 /**
- * An index entry's or image config's platform normalized as libimage's NormalizePlatform does
- * (`aarch64` → `arm64`, `armhf` → `arm/v7`, `arm64/8` → `arm64/v8` …). Parts podman cannot
- * parse are returned as given, as podman does.
- */
-export const normalizePlatform = (p: Platform): Platform => {
-  const n = normalizeChoice(p.os, p.architecture, p.variant ?? "", { os: "linux", architecture: "amd64" })
-  if (typeof n === "string") return p
-  return platformOf(n.os || p.os, n.architecture || p.architecture, n.variant)
-}
-
-/**
  * `--platform` as podman 4.3.1 reads it: split at the first '/' into OS and the rest as the
  * architecture (`arm/v7` keeps its variant there), normalized by libimage, empty parts taken
  * from the host (`linux` is the host's architecture and variant; `""` is the host). Throws

@@ -260,13 +260,6 @@ export const displayReference = (ref: Reference): string =>
 /** The tag or digest to ask the registry for (`/v2/<repo>/manifests/<this>`). */
 export const manifestSelector = (ref: Reference): string => ref.digest ?? ref.tag ?? defaultTag
 
-/** The same image pinned to a digest (the tag is dropped, as podman does). */
-export const withDigest = (ref: Reference, digest: Digest): Reference => ({
-  registry: ref.registry,
-  repository: ref.repository,
-  digest,
-})
-
 /** The host that serves the registry API: Docker Hub's API lives on its own host name. */
 export const registryHost = (ref: Reference | string): string => {
   const registry = typeof ref === "string" ? ref : ref.registry

@@ -7,7 +7,6 @@ import {
   formatPlatform,
   hostPlatform,
   InvalidPlatform,
-  normalizePlatform,
   parsePlatform,
   type Platform,
 } from "../../../src/domain/Platform.ts"
@@ -49,13 +48,6 @@ describe("parsePlatform / formatPlatform", () => {
 
   test.each(["linux/amd64/v8/x", "linux/am d64", "linux/arm64/v8.2", "windows(10.0.17763)/amd64", "linux/*", "linux/arm/"])("refuses %j", (input) => {
     expect(() => p(input)).toThrow(InvalidPlatform)
-  })
-
-  test("normalizePlatform reads index entries as libimage does", () => {
-    expect(normalizePlatform({ os: "linux", architecture: "aarch64" })).toEqual({ os: "linux", architecture: "arm64" })
-    expect(normalizePlatform({ os: "linux", architecture: "arm64", variant: "8" })).toEqual({ os: "linux", architecture: "arm64", variant: "v8" })
-    expect(normalizePlatform({ os: "linux", architecture: "armhf" })).toEqual({ os: "linux", architecture: "arm", variant: "v7" })
-    expect(normalizePlatform({ os: "&", architecture: "invalid", variant: "os" })).toEqual({ os: "&", architecture: "invalid", variant: "os" })
   })
 })
 

@@ -7,7 +7,6 @@ import {
   manifestSelector,
   parseReference,
   registryHost,
-  withDigest,
 } from "../../../src/domain/Reference.ts"
 
 const d = `sha256:${"a".repeat(64)}`
@@ -137,10 +136,6 @@ describe("helpers", () => {
     expect(manifestSelector(parseReference("alpine:3.19"))).toBe("3.19")
     expect(manifestSelector(parseReference(`alpine:3.19@${d}`))).toBe(d)
     expect(manifestSelector(parseReference(`alpine@${d}`))).toBe(d)
-  })
-
-  test("withDigest pins the image and drops the tag", () => {
-    expect(formatReference(withDigest(parseReference("alpine:3.19"), d as never))).toBe(`docker.io/library/alpine@${d}`)
   })
 
   test("registryHost maps Docker Hub to its API host only", () => {
