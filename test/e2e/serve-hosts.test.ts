@@ -110,11 +110,6 @@ describe("many hosts, one store: two als serve in their own UTS and mount namesp
     await watch
     for (const d of done) expect({ host: d.host, layer: d.layer, exit: d.r.exitCode, target: d.r.stdout.trim() }).toEqual({ host: d.host, layer: d.layer, exit: 0, target: join(root, d.layer, "diff") })
 
-    // only these two hosts' serving processes ever held a layer lock
-    const allowed = new Set([`hostA ${a.pid}`, `hostB ${b.pid}`])
-    expect(owners.size).toBeGreaterThan(0)
-    for (const o of owners) expect({ owner: o, known: allowed.has(o) }).toEqual({ owner: o, known: true })
-
     expect(await a.stop()).toBe(0)
     expect(await b.stop()).toBe(0)
     const events = await alsLog(root)
@@ -125,6 +120,10 @@ describe("many hosts, one store: two als serve in their own UTS and mount namesp
     for (const l of layers) expect(proxy.requests.filter((q) => q.method === "GET" && q.path.includes(`/blobs/${l.digest}`)).length).toBe(1)
     for (const l of layers) expect(fs.readFileSync(join(root, l.digest, "diff", `data${layers.indexOf(l)}.bin`)).equals(Buffer.from(l.tar.subarray(512, 512 + 160 * 1024)))).toBe(true)
     expect((await als(["audit", "--root", root])).exitCode).toBe(0)
+    // only these two hosts' serving processes ever held a layer lock
+    const allowed = new Set([`hostA ${a.pid}`, `hostB ${b.pid}`])
+    expect(owners.size).toBeGreaterThan(0)
+    for (const o of owners) expect({ owner: o, known: allowed.has(o) }).toEqual({ owner: o, known: true })
   }, 10 * MIN)
 
   for (const holder of ["a live process on hostB", "hostB with a pid that is dead here"] as const) {
@@ -166,7 +165,10 @@ describe("many hosts, one store: two als serve in their own UTS and mount namesp
         let settled = false
         const lookup = inHost(a, ["readlink", join(a.mountpoint, b64(ref), layer.digest, "diff")]).finally(() => (settled = true))
         // event-based: the serving process says whom it waits for (after a few seconds)
-        await waitFor("hostA to say it waits for hostB", () => a.stderr().includes(`pid ${pid} on hostB`), 2 * MIN)
+        await waitFor("hostA to say it waits for hostB", () => {
+          if (settled) throw new Error(`hostA's lookup ended while hostB held the lock:\n${a.stderr()}`)
+          return a.stderr().includes(`pid ${pid} on hostB`)
+        }, 2 * MIN)
         // and keeps waiting past the lock's staleness period (10 s): the lock is still hostB's
         const t0 = Date.now()
         while (Date.now() - t0 < 12_000) {
