@@ -11,13 +11,12 @@
  *
  * Plain synchronous fs calls (lstat, readlink, readdir): one Effect wraps the whole check.
  */
-import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Buffer } from "node:buffer"
 import { HashMap } from "effect"
-import { isDigest } from "../domain/Digest.ts"
+import { type Digest, digestAlgorithm, isDigest } from "../domain/Digest.ts"
 import { parseLayerInfo } from "../domain/LayerInfo.ts"
+import { fileDigest } from "../verify/FileHash.ts"
 import { readPoolFile } from "../verify/PoolFiles.ts"
 import { decodeRef, encodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import type { LayerRecord, StoreState } from "../events/Projection.ts"
@@ -53,20 +52,6 @@ const readlink = (p: string): string | undefined => {
   } catch {
     return undefined
   }
-}
-
-const fileDigest = (file: string, algorithm: string): string => {
-  const h = createHash(algorithm)
-  const fd = fs.openSync(file, "r")
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20)
-    for (let n = fs.readSync(fd, buf, 0, buf.length, null); n > 0; n = fs.readSync(fd, buf, 0, buf.length, null)) {
-      h.update(buf.subarray(0, n))
-    }
-  } finally {
-    fs.closeSync(fd)
-  }
-  return `${algorithm}:${h.digest("hex")}`
 }
 
 /**
@@ -211,7 +196,7 @@ export const checkStore = (root: string, x: Explained, opts: StoreCheckOptions =
   return { problems, layersOnDisk, refViews }
 }
 
-const checkCommitted = (root: string, digest: string, rec: LayerRecord, opts: StoreCheckOptions): Array<AuditProblem> => {
+const checkCommitted = (root: string, digest: Digest, rec: LayerRecord, opts: StoreCheckOptions): Array<AuditProblem> => {
   const dir = path.join(root, digest)
   const out: Array<AuditProblem> = []
   const at = (code: AuditProblem["code"], message: string, p = dir): AuditProblem => ({ area: "layer", code, layer: digest, path: p, message })
@@ -282,8 +267,7 @@ const checkCommitted = (root: string, digest: string, rec: LayerRecord, opts: St
   if (b) {
     if (b.size !== rec.blobSize) out.push(at("BlobSizeMismatch", `blob is ${b.size} bytes, the log says ${rec.blobSize}`, blob))
     else if (opts.deep) {
-      const algorithm = digest.slice(0, digest.indexOf(":"))
-      const got = fileDigest(blob, algorithm)
+      const got = fileDigest(blob, digestAlgorithm(digest))
       if (got !== digest) out.push(at("BlobDigestMismatch", `blob hashes to ${got}: its bytes were changed`, blob))
     }
   }

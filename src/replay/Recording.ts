@@ -12,7 +12,6 @@
  * Plain JSON so that a recording can be read and reviewed in a diff. Credentials are never
  * written: a request records only the *scheme* of its Authorization header.
  */
-import { Buffer } from "node:buffer"
 import process from "node:process"
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
@@ -276,17 +275,3 @@ export const loadRecording = (dir: string): LoadedRecording => {
 export const loadTree = (dir: string, layer: RecordedLayer): Array<TreeEntry> =>
   readNdjson(dir, path.join(dir, layer.tree)) as Array<TreeEntry>
 
-/** sha256 of a file, streamed. */
-export const sha256OfFile = (file: string): string => {
-  const h = createHash("sha256")
-  const fd = fs.openSync(file, "r")
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20)
-    for (let n = fs.readSync(fd, buf, 0, buf.length, null); n > 0; n = fs.readSync(fd, buf, 0, buf.length, null)) {
-      h.update(buf.subarray(0, n))
-    }
-  } finally {
-    fs.closeSync(fd)
-  }
-  return `sha256:${h.digest("hex")}`
-}

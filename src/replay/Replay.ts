@@ -28,7 +28,8 @@ import { Syscalls } from "../sys/Syscalls.ts"
 import { pullImage } from "../workflows/Pull.ts"
 import { compareEvents, describeDifference, type EventDifference } from "./Compare.ts"
 import { capturingReporter } from "./Record.ts"
-import { blobFile, type LoadedRecording, loadRecording, loadTree, RecordingError, sha256OfFile } from "./Recording.ts"
+import { fileDigest } from "../verify/FileHash.ts"
+import { blobFile, type LoadedRecording, loadRecording, loadTree, RecordingError } from "./Recording.ts"
 import { describeKey, makeReplayTransport } from "./ReplayTransport.ts"
 import { replayClock, replayIds } from "./Tape.ts"
 import { diffTrees, fingerprintTree, treeDigest } from "./TreeFingerprint.ts"
@@ -96,7 +97,7 @@ const checkBlobs = (rec: LoadedRecording): Array<string> => {
       out.push(`blobs/${path.basename(file)} is missing (exchange ${x.seq}: ${x.request.method} ${x.request.url})`)
       continue
     }
-    const got = sha256OfFile(file)
+    const got = fileDigest(file)
     if (got !== d) out.push(`blobs/${path.basename(file)} does not hash to its name (it hashes to ${got}): the body was altered`)
   }
   return out

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { SyscallsApi } from "../sys/Syscalls.ts"
+import { fileDigest } from "../verify/FileHash.ts"
 
 export interface TreeEntry {
   /** relative to the layer's diff directory */
@@ -41,20 +42,6 @@ const minor = (d: bigint) => Number((d & 0xffn) | ((d >> 12n) & ~0xffn))
 
 const typeOf = (s: fs.BigIntStats): TreeEntry["type"] =>
   s.isFile() ? "file" : s.isDirectory() ? "dir" : s.isSymbolicLink() ? "symlink" : s.isCharacterDevice() ? "char" : s.isBlockDevice() ? "block" : s.isFIFO() ? "fifo" : "socket"
-
-const fileSha256 = (p: string): string => {
-  const h = createHash("sha256")
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20)
-    for (let n = fs.readSync(fd, buf, 0, buf.length, null); n > 0; n = fs.readSync(fd, buf, 0, buf.length, null)) {
-      h.update(buf.subarray(0, n))
-    }
-  } finally {
-    fs.closeSync(fd)
-  }
-  return h.digest("hex")
-}
 
 const showXattr = (v: Uint8Array): string =>
   v.every((c) => c >= 0x20 && c < 0x7f) ? Buffer.from(v).toString("latin1") : `hex:${Buffer.from(v).toString("hex")}`
@@ -94,7 +81,7 @@ export const fingerprintTree = (root: string, sys: Xattrs): Array<TreeEntry> => 
       mode: Number(st.mode & 0o7777n).toString(8).padStart(4, "0"),
       uid: Number(st.uid),
       gid: Number(st.gid),
-      ...(type === "file" ? { size: Number(st.size), sha256: fileSha256(abs) } : {}),
+      ...(type === "file" ? { size: Number(st.size), sha256: fileDigest(abs, "sha256", { noFollow: true }).slice("sha256:".length) } : {}),
       ...(type === "symlink" ? { target: fs.readlinkSync(abs) } : {}),
       ...(type === "char" || type === "block" ? { rdev: `${major(st.rdev)},${minor(st.rdev)}` } : {}),
       ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
