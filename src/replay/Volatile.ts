@@ -15,9 +15,6 @@
  */
 import type { Event, EventType } from "../events/Events.ts"
 
-/** Envelope fields left out of the comparison (`workflow` is renumbered instead). */
-export const VOLATILE_ENVELOPE = ["id", "time", "host", "pid"] as const
-
 /** Event fields left out of the comparison, per event type. */
 export const VOLATILE_FIELDS: { readonly [K in EventType]?: ReadonlyArray<string> } = {
   BlobFetched: ["ms"],
@@ -46,6 +43,7 @@ export interface NormalEvent {
 }
 
 export interface RawEvent {
+  /** only these envelope fields are compared: id, time, host and pid are never read */
   readonly envelope: { readonly workflow: string; readonly v: number }
   readonly event: Event
 }
