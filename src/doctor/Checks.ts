@@ -146,7 +146,7 @@ export const judgeOverlay = (a: Attempt | "not-root" | "unsafe-path"): Check => 
 
 export const judgeSyscalls = (r: { readonly runtime?: string | undefined; readonly error?: string | undefined }): Check =>
   r.error === undefined
-    ? check("syscalls", "syscalls (FFI)", "ok", `mknod, xattrs and renameat2 through ${r.runtime ?? "FFI"}`)
+    ? check("syscalls", "syscalls (FFI)", "ok", `mknod, xattrs and syncfs through ${r.runtime ?? "FFI"}`)
     : check("syscalls", "syscalls (FFI)", "error", `cannot load libc through FFI: ${r.error}`, "run als on glibc Linux with Bun or Deno (--allow-ffi); musl or a missing libc.so.6 cannot work")
 
 // ---- podman's storage.conf -----------------------------------------------------------

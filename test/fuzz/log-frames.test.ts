@@ -1,5 +1,5 @@
 // Property tests of the event log's readers: the frame reader, scanner and tail finder
-// (src/events/LogScan.ts over LogFormat.ts), the payload decoders (Payload.ts) and the fast
+// (src/events/LogFrames.ts, FrameReader.ts, LogTail.ts, LogVerify.ts over LogFormat.ts), the payload decoders (Payload.ts) and the fast
 // msgpack subset reader (FastUnpack.ts). The log is the store's own file, but anyone with
 // write access to the store can hand als any bytes there.
 // Properties: events appended by the real EventLog read back equal (round trip); any bytes,
