@@ -50,13 +50,14 @@ const timeout = Options.integer("timeout").pipe(
 
 const DEFAULT_LOOKUP_TIMEOUT_S = 300
 
-// lazy pulling (src/lazy): off by default until it is proven with podman
+// lazy pulling (src/lazy): on by default (issue 14); --lazy=false pulls every layer whole before answering
 const lazy = Options.choice("lazy", ["true", "false"]).pipe(
   Options.withDescription(
     "serve layers that carry a TOC (zstd:chunked, eStargz) lazily: a lookup returns once the TOC is fetched and verified, " +
-      "files are fetched chunk by chunk as they are read, and the whole layer is pulled in the background",
+      "files are fetched chunk by chunk as they are read, and the whole layer is pulled in the background; " +
+      "--lazy=false pulls every layer whole before answering",
   ),
-  Options.withDefault("false" as const),
+  Options.withDefault("true" as const),
   Options.map((v) => v === "true"),
 )
 const lazyDelay = Options.integer("lazy-delay").pipe(
@@ -148,6 +149,9 @@ export const serveCommand = Command.make(
     "(LayerAcquired / LayerReleased events). Serves until SIGTERM or SIGINT, then unmounts and exits 0.\n\n" +
     "  MOUNTPOINT/<base64(ref)>/<digest or TOC digest>/{diff,info,blob}   (symlinks into the store)\n" +
     "  MOUNTPOINT/<digest>/…, MOUNTPOINT/.pool/<b64(k=v)>/…/rootfs.<digest>/…\n\n" +
+    "Layers that carry a TOC (zstd:chunked, eStargz) are served lazily by default: the lookup returns once the TOC is\n" +
+    "fetched and verified, reads fetch only their chunks, and the layer is pulled whole in the background\n" +
+    "(--lazy-delay s later); --lazy=false pulls every layer whole before answering.\n\n" +
     "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 300 (a lookup's wait); credentials from\n" +
     "podman's auth files unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT,\n" +
     "else /var/lib/als as root, $XDG_DATA_HOME/als otherwise). Needs root (mount(2), /dev/fuse).\n\n" +

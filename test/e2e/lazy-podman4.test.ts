@@ -1,5 +1,5 @@
 // Issue 14 with podman 4.3.1 on the host: `podman run` of a ~0.5 GB zstd:chunked image whose
-// command reads one small file, through `als serve --lazy=true` on an empty store, prints the
+// command reads one small file, through `als serve` (lazy by default) on an empty store, prints the
 // file while the bytes fetched from the registry (counted by a proxy in front of it) are a
 // small fraction of the image; the background pull then completes the layers, whose trees
 // equal a plain pull's, and `als audit --deep` is clean.
@@ -12,9 +12,8 @@ import { type CountingProxy, startCountingProxy } from "../lib/countingProxy.ts"
 import { push, type PushedImage } from "../lib/images.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
-import { run } from "../lib/sh.ts"
 import { MIN, Resources } from "./support.ts"
-import { type Serving, startServe } from "./serveSupport.ts"
+import { type Serving, startServe, stopServers } from "./serveSupport.ts"
 import { type BigImage, buildBigLazyImage } from "./lazySupport.ts"
 
 let registry: RegistryHandle
@@ -22,6 +21,8 @@ let proxy: CountingProxy
 let big: BigImage
 let pushed: PushedImage
 const res = new Resources()
+/** podman sessions, released before the servers stop */
+const podmen = new Resources()
 const servers: Serving[] = []
 
 beforeAll(async () => {
@@ -32,12 +33,9 @@ beforeAll(async () => {
 }, 30 * MIN)
 
 afterAll(async () => {
-  await res.cleanup().catch(() => undefined)
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-  }
-  for (const s of servers) await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
+  // podman first (its overlay mounts hold the stores' diffs), then the servers, then the dirs
+  await podmen.cleanup().catch(() => undefined)
+  await stopServers(servers)
   await res.cleanup()
   await proxy?.stop()
   await registry?.stop()
@@ -51,17 +49,17 @@ const waitFor = async (what: string, cond: () => boolean, ms: number) => {
   }
 }
 
-test("podman 4.3.1 runs a 0.5 GB zstd:chunked image through als serve --lazy: the small file is printed after a small fraction of the image was fetched; the background pull then completes the layers (trees equal a plain pull's, audit --deep clean)", async () => {
+test("podman 4.3.1 runs a 0.5 GB zstd:chunked image through als serve (lazy by default, no flag): the small file is printed after a small fraction of the image was fetched; the background pull then completes the layers (trees equal a plain pull's, audit --deep clean)", async () => {
   const total = pushed.layers.reduce((a, l) => a + l.size, 0)
   expect(total).toBeGreaterThan(400 << 20)
   const ref = pushed.ref.replace(registry.host, proxy.host)
   const root = res.tempDir("lazy4-store")
   const mnt = res.tempDir("lazy4-mnt")
   const delayS = 60
-  const server = await startServe(root, mnt, ["--lazy=true", "--lazy-delay", String(delayS)])
+  const server = await startServe(root, mnt, ["--lazy-delay", String(delayS)])
   servers.push(server)
   const started = Date.now()
-  const podman = await res.podman4()
+  const podman = await podmen.podman4()
   // the proxy speaks plain HTTP
   fs.appendFileSync(join(podman.dir, "registries.conf"), `\n[[registry]]\nlocation = "${proxy.host}"\ninsecure = true\n`)
   const before = await proxy.blobBytes()

@@ -1,5 +1,5 @@
 // Issue 14 with podman 5.4.2 (Debian 13 chroot, a TOC-digest client): a zstd:chunked image
-// pulled through `als serve --lazy=true` on an empty store is served from its TOCs (the
+// pulled through `als serve` (lazy by default) on an empty store is served from its TOCs (the
 // layers are not in the store yet: no background pull during the test), `podman image mount`
 // shows it, a file reads right, and the merged tree equals a plain pull's.
 
@@ -11,9 +11,8 @@ import { buildFeatureImage, push, type FeatureImage, type PushedImage } from "..
 import { compareTrees } from "../lib/podman.ts"
 import { bindIntoChroot, ensurePodman5, unbindFromChroot } from "../lib/podman5.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
-import { run } from "../lib/sh.ts"
 import { MIN, Resources } from "./support.ts"
-import { type Serving, startServe } from "./serveSupport.ts"
+import { type Serving, startServe, stopServers } from "./serveSupport.ts"
 
 const TOC = "io.github.containers.zstd-chunked.manifest-checksum"
 
@@ -21,6 +20,8 @@ let registry: RegistryHandle
 let feature: FeatureImage
 let pushed: PushedImage
 const res = new Resources()
+/** podman sessions, released before the servers stop */
+const podmen = new Resources()
 const servers: Serving[] = []
 const bound: string[] = []
 
@@ -33,25 +34,22 @@ beforeAll(async () => {
 }, 20 * MIN)
 
 afterAll(async () => {
-  await res.cleanup().catch(() => undefined)
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-    await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
-  }
-  await res.cleanup()
+  // podman first (its overlay mounts hold the stores' diffs), then the servers, the chroot binds, the dirs
+  await podmen.cleanup().catch(() => undefined)
+  await stopServers(servers)
   for (const b of bound) await unbindFromChroot(b).catch(() => undefined)
+  await res.cleanup()
   await registry?.stop()
 }, 5 * MIN)
 
-test("podman 5.4.2 pulls a zstd:chunked image through als serve --lazy by TOC digest: nothing copied, every layer served lazily (none in the store yet), image mount shows the plain pull's tree and a file reads right", async () => {
+test("podman 5.4.2 pulls a zstd:chunked image through als serve (lazy by default, no flag) by TOC digest: nothing copied, every layer served lazily (none in the store yet), image mount shows the plain pull's tree and a file reads right", async () => {
   const root = res.tempDir("lazy5-store")
   const mnt = res.tempDir("lazy5-mnt")
-  const server = await startServe(root, mnt, ["--lazy=true", "--lazy-delay", "3600"])
+  const server = await startServe(root, mnt, ["--lazy-delay", "3600"])
   servers.push(server)
   if (await bindIntoChroot(root)) bound.push(root)
 
-  const withStore = await res.podman5()
+  const withStore = await podmen.podman5()
   const r = await withStore.pull(pushed.ref, { als: { root: mnt } })
   expect(r.lookedUpByToc).toBe(true)
   expect(r.copied).toEqual([])
@@ -62,7 +60,7 @@ test("podman 5.4.2 pulls a zstd:chunked image through als serve --lazy by TOC di
   for (const l of pushed.layers) expect(fs.existsSync(join(root, l.digest))).toBe(false)
 
   const merged = await withStore.imageMount(pushed.ref)
-  const plain = await res.podman5()
+  const plain = await podmen.podman5()
   await plain.pull(pushed.ref)
   const plainMerged = await plain.imageMount(pushed.ref)
   expect(fs.readFileSync(join(merged, "etc", "os-release"))).toEqual(fs.readFileSync(join(plainMerged, "etc", "os-release")))

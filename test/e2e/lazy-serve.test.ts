@@ -1,4 +1,4 @@
-// Issue 14: `als serve --lazy=true` serves layers with a TOC (zstd:chunked, eStargz) before
+// Issue 14: `als serve` (lazy by default; --lazy=false turns it off) serves layers with a TOC (zstd:chunked, eStargz) before
 // they are pulled: a lookup returns once the TOC is fetched by range and verified, `diff` is
 // a FUSE tree built from it, reads fetch only their chunks (each checked before a byte is
 // served), and the background pull completes the layer into the store. Real docker-registry
@@ -17,9 +17,8 @@ import { nodeAt, type TocFile } from "../../src/lazy/TocModel.ts"
 import { tocExpectation } from "../../src/verify/Toc.ts"
 import { compareTrees } from "../lib/podman.ts"
 import { pushLayout, startRegistry, writeImage, tagLayout, type RegistryHandle } from "../lib/registry.ts"
-import { run } from "../lib/sh.ts"
 import { b64, MIN, Resources } from "./support.ts"
-import { busyboxLayer, layerOf, type Serving, startServe } from "./serveSupport.ts"
+import { busyboxLayer, layerOf, pushLayers, type Serving, startServe, stopServers } from "./serveSupport.ts"
 
 const TOC = "io.github.containers.zstd-chunked.manifest-checksum"
 
@@ -31,7 +30,8 @@ const res = new Resources()
 const servers: Serving[] = []
 
 const serve = async (root: string, mnt: string, extra: ReadonlyArray<string> = []) => {
-  const s = await startServe(root, mnt, ["--lazy=true", ...extra])
+  // lazy is the default: no flag
+  const s = await startServe(root, mnt, extra)
   servers.push(s)
   return s
 }
@@ -45,11 +45,7 @@ beforeAll(async () => {
 }, 20 * MIN)
 
 afterAll(async () => {
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-  }
-  for (const s of servers) await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
+  await stopServers(servers)
   await res.cleanup()
   await proxy?.stop()
   await registry?.stop()
@@ -108,6 +104,34 @@ describe("als serve --lazy: zstd:chunked", () => {
     }
     await alsOk(["audit", "--deep", "--root", root2])
     expect(await server2.stop()).toBe(0)
+  }, 10 * MIN)
+})
+
+describe("als serve: lazy is the default, --lazy=false turns it off", () => {
+  test("with no flag a TOC layer is served lazily (not in the store when the lookup returns) and a layer without a TOC is pulled whole; with --lazy=false the TOC layer is pulled whole too (committed when the lookup returns, no LayerServedLazily)", async () => {
+    const ref = viaProxy(chunked.ref)
+    const l = chunked.layers[0]!
+    const gz = await layerOf({ "etc/motd": "no TOC here\n" })
+    const gzRef = viaProxy(await pushLayers(registry.host, "lazy/plain-gzip", "1", [gz]))
+
+    const root = res.tempDir("lazy-default-store")
+    const mnt = res.tempDir("lazy-default-mnt")
+    const server = await serve(root, mnt, ["--lazy-delay", "3600"])
+    await fs.promises.stat(join(mnt, b64(ref), l.digest, "diff"))
+    expect(fs.existsSync(join(root, l.digest))).toBe(false)
+    expect(await fs.promises.readFile(join(mnt, b64(gzRef), gz.digest, "diff", "etc", "motd"), "utf8")).toBe("no TOC here\n")
+    expect(fs.existsSync(join(root, gz.digest, "blob"))).toBe(true)
+    expect(eventsOf(await alsLog(root), "LayerServedLazily").map((e) => e.layer)).toEqual([l.digest])
+    expect(await server.stop()).toBe(0)
+
+    const rootOff = res.tempDir("lazy-off-store")
+    const mntOff = res.tempDir("lazy-off-mnt")
+    const off = await startServe(rootOff, mntOff, ["--lazy=false"])
+    servers.push(off)
+    await fs.promises.stat(join(mntOff, b64(ref), l.digest, "diff"))
+    expect(fs.existsSync(join(rootOff, l.digest, "blob"))).toBe(true)
+    expect(eventsOf(await alsLog(rootOff), "LayerServedLazily")).toEqual([])
+    expect(await off.stop()).toBe(0)
   }, 10 * MIN)
 })
 

@@ -10,9 +10,8 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
-import { run } from "../lib/sh.ts"
 import { MIN, Resources } from "./support.ts"
-import { busyboxLayer, layerOf, pushLayers, type Serving, startServe } from "./serveSupport.ts"
+import { busyboxLayer, layerOf, pushLayers, type Serving, startServe, stopServers } from "./serveSupport.ts"
 
 let registry: RegistryHandle
 const res = new Resources()
@@ -23,11 +22,7 @@ beforeAll(async () => {
 }, 5 * MIN)
 
 afterAll(async () => {
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-  }
-  for (const s of servers) await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
+  await stopServers(servers)
   await res.cleanup()
   await registry?.stop()
 }, 5 * MIN)
@@ -65,7 +60,7 @@ describe("als gc under als serve (podman 4.3.1)", () => {
     const ref = await pushLayers(registry.host, "serve-gc/app", "1", [await busyboxLayer(), await layerOf({ "etc/motd": "kept while used\n" })])
     const root = res.tempDir("serve-gc-store")
     const mnt = res.tempDir("serve-gc-mnt")
-    const server = await startServe(root, mnt)
+    const server = await startServe(root, mnt, ["--lazy=false"])
     servers.push(server)
     const podman = await res.podman4()
     const r = await podman.pull(ref, { als: { root: mnt } })
@@ -116,7 +111,7 @@ describe("als doctor with an als serve mount up", () => {
     const root = res.tempDir("serve-doctor-store")
     const mnt = res.tempDir("serve-doctor-mnt")
     await alsOk(["init", "--root", root])
-    const server = await startServe(root, mnt)
+    const server = await startServe(root, mnt, ["--lazy=false"])
     servers.push(server)
     const conf = (stores: string) => {
       const file = join(res.tempDir("serve-doctor-conf"), "storage.conf")

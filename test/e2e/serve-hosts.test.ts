@@ -25,7 +25,7 @@ const sleepers: Array<ReturnType<typeof Bun.spawn>> = []
 /** `als serve` on its own "host": new UTS and mount namespaces, hostname `host`, mount at `mnt`. */
 const serveOnHost = async (host: string, root: string, mnt: string): Promise<Serving> => {
   const wrap = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", `hostname ${host} && exec "$@"`, "sh"]
-  const s = await startServe(root, mnt, ["--timeout", "300"], wrap)
+  const s = await startServe(root, mnt, ["--lazy=false", "--timeout", "300"], wrap)
   servers.push(s)
   return s
 }

@@ -16,15 +16,18 @@ import { compareTrees } from "../lib/podman.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
 import { isMountPoint, run } from "../lib/sh.ts"
 import { b64, expectAllSkipped, MIN, Resources } from "./support.ts"
-import { busyboxLayer, fetchesPerLayer, layerOf, pushLayers, type Serving, startServe, useCounts } from "./serveSupport.ts"
+import { busyboxLayer, fetchesPerLayer, layerOf, pushLayers, type Serving, startServe, stopServers, useCounts } from "./serveSupport.ts"
 
 let registry: RegistryHandle
 let feature: FeatureImage
 const res = new Resources()
+/** podman sessions, released before the servers stop */
+const podmen = new Resources()
 const servers: Serving[] = []
 
 const serve = async (root: string, mnt: string, extra: ReadonlyArray<string> = []) => {
-  const s = await startServe(root, mnt, extra)
+  // whole-layer pulls: what these tests check is a committed layer once podman pull returns
+  const s = await startServe(root, mnt, ["--lazy=false", ...extra])
   servers.push(s)
   return s
 }
@@ -35,12 +38,9 @@ beforeAll(async () => {
 }, 10 * MIN)
 
 afterAll(async () => {
-  await res.cleanup().catch(() => undefined)
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-  }
-  for (const s of servers) await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
+  // podman first (its overlay mounts hold the stores' diffs), then the servers, then the dirs
+  await podmen.cleanup().catch(() => undefined)
+  await stopServers(servers)
   await res.cleanup()
   await registry?.stop()
 }, 5 * MIN)
@@ -62,7 +62,7 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
       const mnt = res.tempDir("serve-mnt")
       const server = await serve(root, mnt)
 
-      const podman = await res.podman4()
+      const podman = await podmen.podman4()
       const r = await podman.pull(pushed.ref, { als: { root: mnt } })
       expectAllSkipped(r, pushed.layers.map((l) => l.digest), `podman 4 pull of ${pushed.ref} through als serve`)
       expect(r.alsWarnings).toEqual([])
@@ -70,7 +70,7 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
       const used = podman.additionalLayers()
       expect(used.sort()).toEqual(pushed.layers.map((l) => `${mnt}/${b64(pushed.ref)}/${l.digest}`).sort())
 
-      const plain = await res.podman4()
+      const plain = await podmen.podman4()
       await plain.pull(pushed.ref)
       expect(await compareTrees(await plain.imageMount(pushed.ref), await podman.imageMount(pushed.ref))).toEqual([])
       await podman.imageUnmount(pushed.ref)
@@ -103,7 +103,7 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
     const root = res.tempDir("serve-store")
     const mnt = res.tempDir("serve-mnt")
     const server = await serve(root, mnt)
-    const podman = await res.podman4()
+    const podman = await podmen.podman4()
     const r = await podman.pull(pushed.ref, { als: { root: mnt }, arch: "amd64" })
     expectAllSkipped(r, amd!.layers.map((l) => l.digest), "podman 4 pull of the index through als serve")
     expect(r.alsWarnings).toEqual([])
@@ -119,7 +119,7 @@ describe("als serve → podman 4.3.1 pulls through the mount", () => {
     const root = res.tempDir("serve-store")
     const mnt = res.tempDir("serve-mnt")
     await serve(root, mnt)
-    const podman = await res.podman4()
+    const podman = await podmen.podman4()
     const r = await podman.pull(ref, { als: { root: mnt } })
     expect(r.copied).toEqual([])
     expect(r.skipped.length).toBe(2)
@@ -253,7 +253,7 @@ describe("als serve: names, failures, signals", () => {
     const root = res.tempDir("serve-store")
     const mnt = res.tempDir("serve-mnt")
     const server = await serve(root, mnt)
-    const sessions = await Promise.all(Array.from({ length: 8 }, () => res.podman4()))
+    const sessions = await Promise.all(Array.from({ length: 8 }, () => podmen.podman4()))
     const results = await Promise.all(sessions.map((p, i) => p.pull(refs[i % 4]!, { als: { root: mnt } })))
     for (const r of results) {
       expect(r.copied).toEqual([])

@@ -11,9 +11,8 @@ import { buildFeatureImage, push, type FeatureImage, type PushedImage } from "..
 import { compareTrees } from "../lib/podman.ts"
 import { bindIntoChroot, ensurePodman5, TOC_LOOKUP_LOG, unbindFromChroot } from "../lib/podman5.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
-import { run } from "../lib/sh.ts"
 import { b64, MIN, Resources } from "./support.ts"
-import { fetchesPerLayer, type Serving, startServe, useCounts } from "./serveSupport.ts"
+import { fetchesPerLayer, type Serving, startServe, stopServers, useCounts } from "./serveSupport.ts"
 
 const TOC = "io.github.containers.zstd-chunked.manifest-checksum"
 
@@ -21,6 +20,8 @@ let registry: RegistryHandle
 let feature: FeatureImage
 let pushed: PushedImage
 const res = new Resources()
+/** podman sessions, released before the servers stop */
+const podmen = new Resources()
 const servers: Serving[] = []
 const bound: string[] = []
 
@@ -34,25 +35,24 @@ beforeAll(async () => {
 }, 20 * MIN)
 
 afterAll(async () => {
-  for (const s of servers) {
-    s.stop("SIGTERM")
-    await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])
-    await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
-  }
-  await res.cleanup()
+  // podman first (its overlay mounts hold the stores' diffs), then the servers, the chroot binds, the dirs
+  await podmen.cleanup().catch(() => undefined)
+  await stopServers(servers)
   for (const b of bound) await unbindFromChroot(b).catch(() => undefined)
+  await res.cleanup()
   await registry?.stop()
 }, 5 * MIN)
 
 test("podman 5.4.2 pulls a zstd:chunked image through als serve on an empty store: every layer looked up by TOC and pulled by als, nothing copied, the tree equals a plain pull's", async () => {
   const root = res.tempDir("serve5-store")
   const mnt = res.tempDir("serve5-mnt")
-  const server = await startServe(root, mnt)
+  // a zstd:chunked image (TOC layers): pulled whole, as this test is about, not served lazily
+  const server = await startServe(root, mnt, ["--lazy=false"])
   servers.push(server)
   // the store at its own path in the chroot, so the mount's symlinks resolve there
   if (await bindIntoChroot(root)) bound.push(root)
 
-  const withStore = await res.podman5()
+  const withStore = await podmen.podman5()
   const r = await withStore.pull(pushed.ref, { als: { root: mnt } })
   expect(r.stderr).toContain(TOC_LOOKUP_LOG)
   expect(r.lookedUpByToc).toBe(true)
@@ -61,7 +61,7 @@ test("podman 5.4.2 pulls a zstd:chunked image through als serve on an empty stor
   // podman's layers are the mount's entries under the TOC digests
   expect(withStore.additionalLayers().sort()).toEqual(pushed.layers.map((l) => `${mnt}/${b64(pushed.ref)}/${l.annotations[TOC]}`).sort())
 
-  const plain = await res.podman5()
+  const plain = await podmen.podman5()
   await plain.pull(pushed.ref)
   expect(await compareTrees(await plain.imageMount(pushed.ref), await withStore.imageMount(pushed.ref))).toEqual([])
 

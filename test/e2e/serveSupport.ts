@@ -10,6 +10,7 @@ import { gzipSync } from "node:zlib"
 import * as tar from "tar-stream"
 import { alsCommand, type AlsLogEvent, REPO_ROOT } from "../lib/als.ts"
 import { type BuiltLayer, pushLayout, writeOciImage } from "../lib/registry.ts"
+import { run } from "../lib/sh.ts"
 
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun")
 
@@ -147,4 +148,18 @@ export const fetchesPerLayer = (events: ReadonlyArray<AlsLogEvent>): Map<string,
     n.set(layer, (n.get(layer) ?? 0) + 1)
   }
   return n
+}
+
+/**
+ * Ends a test file's servers: SIGTERM (SIGKILL after 10 s), then a lazy unmount of each mount,
+ * so that the temp dirs under them can be removed afterwards (a live mount makes rm fail and
+ * leaves every later dir of the file in /tmp).
+ */
+export const stopServers = async (servers: ReadonlyArray<Serving>): Promise<void> => {
+  for (const s of servers) {
+    s.stop("SIGTERM")
+    const done = await Promise.race([s.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))])
+    if (!done) await s.stop("SIGKILL")
+  }
+  for (const s of servers) await run(["umount", "-l", s.mountpoint]).catch(() => undefined)
 }
