@@ -2,7 +2,7 @@
 // TOC, attributes, the overlay opaque xattr on opaque directories, xattr size protocol,
 // read-only, and a read that fails its check is EIO and an event naming the file.
 
-import { expect, test } from "bun:test"
+import { afterAll, expect, test } from "bun:test"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -23,6 +23,17 @@ const zstdCompressSync = (zlib as unknown as { zstdCompressSync: (b: Uint8Array)
 const bodyOf = (reply: Uint8Array) => reply.subarray(P.OUT_HEADER_SIZE)
 const nodeIdOf = (reply: Uint8Array) => Number(new DataView(reply.buffer, reply.byteOffset).getBigUint64(P.OUT_HEADER_SIZE, true))
 
+/** temp dirs of this file, removed in afterAll */
+const made: string[] = []
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "lazyfs-"))
+  made.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
+
 const setup = (flip = false) => {
   const content = new TextEncoder().encode("hello lazy\n")
   const frame = new Uint8Array(zstdCompressSync(content))
@@ -42,7 +53,7 @@ const setup = (flip = false) => {
   const layer: LazyLayer = {
     layer: `sha256:${"b".repeat(64)}` as Digest,
     model,
-    reader: makeChunkReader("zstd:chunked", { read: async (o, n) => blob.subarray(o, o + n) }, fs.mkdtempSync(path.join(os.tmpdir(), "lazyfs-"))),
+    reader: makeChunkReader("zstd:chunked", { read: async (o, n) => blob.subarray(o, o + n) }, tmp()),
     info: new TextEncoder().encode("{}"),
     blobSize: blob.length,
     blobFile: () => Promise.reject(new Error("not complete")),

@@ -3,7 +3,7 @@
 // from its gzip-member chunks and checked; the TOC's own file is part of the tree (als pull
 // extracts it too).
 
-import { expect, test } from "bun:test"
+import { afterAll, expect, test } from "bun:test"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -40,7 +40,16 @@ export const sampleTar = async (): Promise<Uint8Array> => {
   return new Uint8Array(Buffer.concat(parts))
 }
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "lazy-estargz-"))
+/** temp dirs of this file, removed in afterAll */
+const made: string[] = []
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "lazy-estargz-"))
+  made.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
 const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`
 
 test("the converter writes what the format says: the whole blob gunzips to the tar plus the TOC entry, and the store's own TOC check verifies it", async () => {

@@ -2,7 +2,7 @@
 // fetched by range from the blob file, checked against the annotation's digest, parsed into
 // the tree `als pull` extracts, and every file's bytes rebuilt chunk by chunk and checked.
 
-import { beforeAll, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -31,7 +31,16 @@ const modelOf = async (i: number, src?: RangeSource) => {
   return fetchToc(src ?? fileRangeSource(l.file), l.size, tocExpectation(l.digest, l.annotations)!)
 }
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "lazy-toc-"))
+/** temp dirs of this file, removed in afterAll */
+const made: string[] = []
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "lazy-toc-"))
+  made.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
 
 test("every layer's TOC verifies against its annotation and parses; every file's chunks rebuild its bytes with the TOC's digest", async () => {
   for (let i = 0; i < layers.length; i++) {
