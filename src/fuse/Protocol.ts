@@ -1,5 +1,5 @@
 /**
- * The kernel FUSE protocol (include/uapi/linux/fuse.h, 7.38), the part `als serve` speaks:
+ * The kernel FUSE protocol (include/uapi/linux/fuse.h, 7.40), the part `als serve` speaks:
  * requests decoded into typed values at the boundary, replies encoded from typed values.
  * Pure: bytes in, values out, no IO. Little-endian, as on every Linux this runs on.
  *
@@ -9,7 +9,8 @@
  */
 
 export const FUSE_KERNEL_VERSION = 7
-export const FUSE_KERNEL_MINOR_VERSION = 38
+// 7.40 for passthrough (FOPEN_PASSTHROUGH, backing_id, max_stack_depth); nothing we decode changed since 7.38
+export const FUSE_KERNEL_MINOR_VERSION = 40
 export const FUSE_ROOT_ID = 1
 
 export const Opcode = {
@@ -58,7 +59,26 @@ export const InitFlag = {
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
   NO_OPENDIR_SUPPORT: 1 << 24,
+  /** fuse_init_in/out carry flags2 (the flags' bits 32..63) */
+  INIT_EXT: 1 << 30,
 } as const
+
+/** INIT flags2 bits: the 64-bit flag's bit n is flags2's bit n-32. */
+export const InitFlag2 = {
+  /** FUSE_PASSTHROUGH (bit 37): OPEN may answer with a backing file the kernel reads itself (7.40) */
+  PASSTHROUGH: 1 << (37 - 32),
+} as const
+
+/** fuse_open_out.open_flags */
+export const OpenFlag = {
+  KEEP_CACHE: 1 << 1,
+  /** reads (and mmap) go to the backing file named by backing_id, never to us (7.40) */
+  PASSTHROUGH: 1 << 7,
+} as const
+
+const O_ACCMODE = 3
+/** An OPEN for reading only (O_RDONLY): the only kind a read-only tree hands a backing file. */
+export const isReadOnlyOpen = (flags: number): boolean => (flags & O_ACCMODE) === 0
 
 export const Errno = {
   EPERM: 1,
@@ -101,7 +121,7 @@ export interface InHeader {
 }
 
 export type Request =
-  | { readonly op: "Init"; readonly h: InHeader; readonly major: number; readonly minor: number; readonly maxReadahead: number; readonly flags: number }
+  | { readonly op: "Init"; readonly h: InHeader; readonly major: number; readonly minor: number; readonly maxReadahead: number; readonly flags: number; readonly flags2: number }
   | { readonly op: "Destroy"; readonly h: InHeader }
   | { readonly op: "Lookup"; readonly h: InHeader; readonly name: string }
   | { readonly op: "Forget"; readonly h: InHeader; readonly nlookup: number }
@@ -111,9 +131,11 @@ export type Request =
   | { readonly op: "Opendir"; readonly h: InHeader }
   | { readonly op: "Readdir"; readonly h: InHeader; readonly fh: bigint; readonly offset: number; readonly size: number }
   | { readonly op: "Releasedir"; readonly h: InHeader }
-  | { readonly op: "Open"; readonly h: InHeader }
+  /** `flags`: the open(2) flags (O_ACCMODE and the rest) */
+  | { readonly op: "Open"; readonly h: InHeader; readonly flags: number }
   | { readonly op: "Read"; readonly h: InHeader; readonly fh: bigint; readonly offset: number; readonly size: number }
-  | { readonly op: "Release"; readonly h: InHeader }
+  /** `fh`: the handle our OPEN answer gave */
+  | { readonly op: "Release"; readonly h: InHeader; readonly fh: bigint }
   | { readonly op: "Mknod"; readonly h: InHeader; readonly name: string; readonly mode: number }
   | { readonly op: "Create"; readonly h: InHeader; readonly name: string; readonly mode: number; readonly flags: number }
   | { readonly op: "Mkdir"; readonly h: InHeader; readonly name: string }
@@ -205,7 +227,9 @@ export const decodeRequest = (msg: Uint8Array, minor = FUSE_KERNEL_MINOR_VERSION
         const minorIn = body.u32()
         const maxReadahead = body.u32()
         const flags = body.u32()
-        return { op: "Init", h, major, minor: minorIn, maxReadahead, flags }
+        // flags2 exists only in the extended fuse_init_in (7.36+), which INIT_EXT announces
+        const flags2 = flags & InitFlag.INIT_EXT ? body.u32() : 0
+        return { op: "Init", h, major, minor: minorIn, maxReadahead, flags, flags2 }
       }
       case Opcode.DESTROY:
         return { op: "Destroy", h }
@@ -237,7 +261,7 @@ export const decodeRequest = (msg: Uint8Array, minor = FUSE_KERNEL_MINOR_VERSION
       case Opcode.RELEASEDIR:
         return { op: "Releasedir", h }
       case Opcode.OPEN:
-        return { op: "Open", h }
+        return { op: "Open", h, flags: body.u32() }
       case Opcode.READ: {
         const fh = body.u64()
         const offset = body.u64n()
@@ -245,7 +269,7 @@ export const decodeRequest = (msg: Uint8Array, minor = FUSE_KERNEL_MINOR_VERSION
         return { op: "Read", h, fh, offset, size }
       }
       case Opcode.RELEASE:
-        return { op: "Release", h }
+        return { op: "Release", h, fh: body.u64() }
       case Opcode.MKNOD: {
         const mode = body.u32()
         body.skip(minor >= 12 ? 12 : 4)
@@ -379,12 +403,36 @@ export const replyData = (unique: bigint, data: Uint8Array): Uint8Array => {
   return buf
 }
 
-/** fuse_open_out: a file handle and FOPEN_* flags. */
-export const replyOpen = (unique: bigint, fh: bigint, openFlags = 0): Uint8Array => {
+/** fuse_open_out: a file handle, FOPEN_* flags and (with FOPEN_PASSTHROUGH) the backing id. */
+export const replyOpen = (unique: bigint, fh: bigint, openFlags = 0, backingId = 0): Uint8Array => {
   const { buf, view } = message(unique, 16)
   view.setBigUint64(OUT_HEADER_SIZE, fh, true)
   view.setUint32(OUT_HEADER_SIZE + 8, openFlags, true)
+  view.setInt32(OUT_HEADER_SIZE + 12, backingId, true)
   return buf
+}
+
+/** The errno of an answer we encoded (0 for success). */
+export const replyErrno = (reply: Uint8Array): number =>
+  reply.length >= OUT_HEADER_SIZE ? -new DataView(reply.buffer, reply.byteOffset, reply.byteLength).getInt32(4, true) | 0 : 0
+
+/**
+ * An OPEN answer the session may serve in passthrough mode: its bytes are the answer to send
+ * when it cannot (no passthrough from the kernel, or the file does not check out), and it
+ * names the on-disk file whose bytes are the file's whole content and the size it must have.
+ * A Uint8Array, so handlers pass it along like any other answer.
+ */
+export class BackedOpen extends Uint8Array {
+  backing = ""
+  size = 0
+}
+
+export const backedOpen = (fallback: Uint8Array, backing: string, size: number): BackedOpen => {
+  const b = new BackedOpen(fallback.length)
+  b.set(fallback)
+  b.backing = backing
+  b.size = size
+  return b
 }
 
 /** fuse_statfs_out (fuse_kstatfs, 80 bytes): a tree of names, no space to speak of. */
@@ -411,6 +459,10 @@ export interface InitReply {
   readonly maxBackground: number
   readonly maxWrite: number
   readonly maxPages: number
+  /** flags2 to grant (needs INIT_EXT in `flags`) */
+  readonly flags2?: number
+  /** with PASSTHROUGH: how deep backing filesystems may stack below us (1: a plain disk filesystem) */
+  readonly maxStackDepth?: number
 }
 
 /** fuse_init_out, 64 bytes (the full size since 7.23). */
@@ -426,6 +478,8 @@ export const replyInit = (unique: bigint, r: InitReply): Uint8Array => {
   view.setUint32(o + 20, r.maxWrite, true)
   view.setUint32(o + 24, 1, true) // time_gran: 1 ns
   view.setUint16(o + 28, r.maxPages, true)
+  view.setUint32(o + 32, r.flags2 ?? 0, true)
+  view.setUint32(o + 36, r.maxStackDepth ?? 0, true)
   return buf
 }
 

@@ -28,8 +28,10 @@
  * ENOENT (the requester was interrupted and gave up) is dropped; ENODEV means unmounted.
  */
 import * as fs from "node:fs"
-import { Errno, expectsReply, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, type Request, decodeRequest, replyEmpty, replyError, replyInit } from "./Protocol.ts"
+import { Errno, expectsReply, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, type Request, decodeRequest, replyEmpty, replyError, replyInit } from "./Protocol.ts"
+import { makePassthrough, MAX_STACK_DEPTH, type PassthroughState, type PassthroughStats } from "./Passthrough.ts"
 import { loadMount, MNT_DETACH, MS_NODEV, MS_NOSUID, type MountApi } from "../sys/Mount.ts"
+import { loadSyscalls } from "../sys/Syscalls.ts"
 
 export interface FuseHandler {
   /**
@@ -48,6 +50,13 @@ export interface SessionOptions {
   readonly onClose?: (why: string) => void
   /** called for a request the loop could not answer normally (logging only) */
   readonly onError?: (req: Request, error: unknown) => void
+  /**
+   * FUSE passthrough for OPENs a handler answers with a BackedOpen (default true; false
+   * answers them with their fallback, reads through us).
+   */
+  readonly passthrough?: boolean
+  /** something worth a line in the log, e.g. passthrough turned off (default: stderr) */
+  readonly onNotice?: (message: string) => void
 }
 
 export interface Session {
@@ -58,6 +67,8 @@ export interface Session {
   readonly closed: Promise<string>
   /** detaches the mount; requests still held are answered by the kernel with ENOTCONN */
   readonly unmount: () => void
+  /** whether OPENs may be answered in passthrough mode now, and opens answered each way */
+  readonly passthrough: () => PassthroughState & { readonly stats: PassthroughStats }
 }
 
 const MAX_WRITE = 128 * 1024
@@ -153,7 +164,13 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
   let open = true
   let resolveClosed!: (why: string) => void
   const closed = new Promise<string>((r) => (resolveClosed = r))
+  // the kernel sends INIT as the mount is made; the session is returned once it is answered
+  let initDone!: () => void
+  const initialized = new Promise<void>((r) => (initDone = r))
   let worker: Worker | undefined
+  const sys = await loadSyscalls() // binds nothing until passthrough registers its first backing file
+  const notice = opts.onNotice ?? ((m: string) => process.stderr.write(`als: ${m}\n`))
+  const passthrough = makePassthrough(fd, () => sys, notice)
 
   const close = (why: string) => {
     if (!open) return
@@ -166,22 +183,29 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
     }
     opts.onClose?.(why)
     resolveClosed(why)
+    initDone()
   }
 
-  const write = (buf: Uint8Array) => {
-    if (!open) return
+  /** true once the kernel took the answer */
+  const write = (buf: Uint8Array): boolean => {
+    if (!open) return false
     try {
       fs.writeSync(fd, buf)
+      return true
     } catch (e) {
       const code = errCode(e)
-      if (code === "ENOENT") return // the requester gave up (interrupted) before our answer
-      if (code === "ENODEV") return close("unmounted")
+      if (code === "ENOENT") return false // the requester gave up (interrupted) before our answer
+      if (code === "ENODEV") return (close("unmounted"), false)
       throw e
     }
   }
 
   const answer = (req: Request, reply: Uint8Array | undefined) => {
-    if (reply !== undefined && expectsReply(req)) write(reply)
+    if (reply === undefined || !expectsReply(req)) return
+    if (req.op !== "Open") return void write(reply)
+    // an open the kernel never sees ends without a RELEASE: forget what it held
+    const { bytes, undo } = passthrough.open(req, reply)
+    if (!write(bytes)) undo()
   }
 
   const dispatch = (req: Request) => {
@@ -190,14 +214,20 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
         if (req.major !== FUSE_KERNEL_VERSION) return write(replyError(req.h.unique, Errno.EPROTO))
         minor = Math.min(req.minor, FUSE_KERNEL_MINOR_VERSION)
         const wanted = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES |
-          InitFlag.CACHE_SYMLINKS | InitFlag.NO_OPENDIR_SUPPORT
-        return write(replyInit(req.h.unique, {
+          InitFlag.CACHE_SYMLINKS | InitFlag.NO_OPENDIR_SUPPORT | InitFlag.INIT_EXT
+        const offered = (req.flags & InitFlag.INIT_EXT) !== 0 && (req.flags2 & InitFlag2.PASSTHROUGH) !== 0 && minor >= 40
+        const ask = offered && opts.passthrough !== false
+        passthrough.negotiated(ask, offered ? "turned off for this session" : "not offered by this kernel (needs 6.9+)", opts.passthrough === false)
+        initDone()
+        return void write(replyInit(req.h.unique, {
           minor,
           maxReadahead: req.maxReadahead,
           flags: req.flags & wanted,
           maxBackground: 64,
           maxWrite: MAX_WRITE,
           maxPages: MAX_WRITE / 4096,
+          flags2: ask ? InitFlag2.PASSTHROUGH : 0,
+          maxStackDepth: ask ? MAX_STACK_DEPTH : 0,
         }))
       }
       case "Destroy":
@@ -205,10 +235,11 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
         return close("destroyed")
       case "Malformed":
         opts.onError?.(req, new Error(req.reason))
-        return write(replyError(req.h.unique, Errno.EINVAL))
+        return void write(replyError(req.h.unique, Errno.EINVAL))
       case "Unsupported":
-        return write(replyError(req.h.unique, Errno.ENOSYS))
+        return void write(replyError(req.h.unique, Errno.ENOSYS))
       default: {
+        if (req.op === "Release") passthrough.release(req)
         let out: Promise<Uint8Array | undefined> | Uint8Array | undefined
         try {
           out = opts.handler.handle(req)
@@ -243,11 +274,13 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
     } else close(data.end === "ENODEV" ? "unmounted" : `read failed: ${data.end}`)
   }
   worker.postMessage({ fd, size: READ_BUFFER })
+  await initialized
 
   return {
     mountpoint: opts.mountpoint,
     minor: () => minor,
     closed,
+    passthrough: () => ({ ...passthrough.state(), stats: { ...passthrough.stats } }),
     unmount: () => {
       try {
         mountApi.umount2(opts.mountpoint, MNT_DETACH)

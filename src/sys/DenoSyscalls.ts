@@ -14,6 +14,8 @@ export const make = (): SyscallsApi => {
     open: { parameters: ["buffer", "i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
     syncfs: { parameters: ["i32"], result: "i32" },
+    // variadic in C; on x86-64 and arm64 a fixed third pointer argument is passed the same way
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   })
   return makeSyscalls({
@@ -24,6 +26,7 @@ export const make = (): SyscallsApi => {
     openRead: (p) => c.open(p, O_RDONLY_CLOEXEC),
     close: (fd) => c.close(fd),
     syncfs: (fd) => c.syncfs(fd),
+    ioctl: (fd, request, arg) => c.ioctl(fd, BigInt(request), arg),
     errno: () => new Deno.UnsafePointerView(c.__errno_location()).getInt32(0),
   }, "deno")
 }

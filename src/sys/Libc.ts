@@ -15,6 +15,8 @@ export interface RawLibc {
   readonly openRead: (path: Uint8Array) => number
   readonly close: (fd: number) => number
   readonly syncfs: (fd: number) => number
+  /** ioctl(2) with a pointer argument */
+  readonly ioctl: (fd: number, request: number, arg: Uint8Array) => number
   readonly errno: () => number
 }
 
@@ -60,6 +62,19 @@ export const makeSyscalls = (c: RawLibc, runtime: SyscallsApi["runtime"]): Sysca
       const out = growing(1024, "llistxattr", path, (b) => c.llistxattr(cstr(path), b, b.length))
       return out === undefined ? [] : dec.decode(out).split("\0").filter((s) => s !== "")
     },
+    fuseBackingOpen: (devFd, fd) => {
+      // struct fuse_backing_map { int32 fd; uint32 flags; uint64 padding }: flags and padding must be 0
+      const map = new Uint8Array(16)
+      new DataView(map.buffer).setInt32(0, fd, true)
+      const id = c.ioctl(devFd, FUSE_DEV_IOC_BACKING_OPEN, map)
+      if (id < 0) fail("ioctl FUSE_DEV_IOC_BACKING_OPEN", `fd ${fd}`)
+      return id
+    },
+    fuseBackingClose: (devFd, id) => {
+      const arg = new Uint8Array(4)
+      new DataView(arg.buffer).setUint32(0, id, true)
+      if (c.ioctl(devFd, FUSE_DEV_IOC_BACKING_CLOSE, arg) !== 0) fail("ioctl FUSE_DEV_IOC_BACKING_CLOSE", `backing id ${id}`)
+    },
     syncfs: (path) => {
       const fd = c.openRead(cstr(path))
       if (fd < 0) fail("open", path)
@@ -72,3 +87,10 @@ export const makeSyscalls = (c: RawLibc, runtime: SyscallsApi["runtime"]): Sysca
 }
 
 export const O_RDONLY_CLOEXEC = 0o2000000
+
+// _IOW(229, nr, size) of include/uapi/linux/fuse.h: direction write (1 << 30), the argument's size, magic, number
+const iow = (nr: number, size: number) => ((1 << 30) | (size << 16) | (229 << 8) | nr) >>> 0
+/** register a backing file: argument struct fuse_backing_map (16 bytes), answers the backing id */
+export const FUSE_DEV_IOC_BACKING_OPEN = iow(1, 16)
+/** drop a backing id: argument a uint32 */
+export const FUSE_DEV_IOC_BACKING_CLOSE = iow(2, 4)

@@ -1,7 +1,8 @@
 /**
  * The few syscalls Node's fs API lacks but an overlay-format layer needs:
  * mknod (whiteouts are 0/0 character devices, layers may carry devices and fifos),
- * xattrs (opaque directories, file capabilities) and syncfs (one flush for a whole tree).
+ * xattrs (opaque directories, file capabilities) and syncfs (one flush for a whole tree);
+ * and the /dev/fuse ioctls of FUSE passthrough (`als serve`: complete files read by the kernel).
  *
  * The functions are synchronous and throw `SysError`: the extractor calls them once per
  * tar entry, where wrapping each call in an Effect would cost more than the call itself.
@@ -37,6 +38,14 @@ export interface SyscallsApi {
   readonly llistxattr: (path: string) => ReadonlyArray<string>
   /** syncfs(2) on the filesystem holding `path`: one call makes a whole extracted tree durable. */
   readonly syncfs: (path: string) => void
+  /**
+   * FUSE passthrough (kernel 6.9+): registers the open file `fd` as a backing file of the FUSE
+   * connection `devFd` (its /dev/fuse) and answers the backing id an OPEN reply names. Needs
+   * CAP_SYS_ADMIN and a connection that negotiated FUSE_PASSTHROUGH; throws SysError (EPERM, …).
+   */
+  readonly fuseBackingOpen: (devFd: number, fd: number) => number
+  /** Drops a backing id; files opened with it keep their backing file. */
+  readonly fuseBackingClose: (devFd: number, id: number) => void
 }
 
 export class Syscalls extends Context.Tag("als/Syscalls")<Syscalls, SyscallsApi>() {}
@@ -57,6 +66,8 @@ const onFirstCall = (runtime: SyscallsApi["runtime"], make: () => SyscallsApi): 
     lgetxattr: (p, name) => get().lgetxattr(p, name),
     llistxattr: (p) => get().llistxattr(p),
     syncfs: (p) => get().syncfs(p),
+    fuseBackingOpen: (devFd, fd) => get().fuseBackingOpen(devFd, fd),
+    fuseBackingClose: (devFd, id) => get().fuseBackingClose(devFd, id),
   }
 }
 

@@ -125,3 +125,38 @@ describe("replies", () => {
     expect([v.getUint32(16, true), v.getUint32(20, true), v.getUint32(28, true), v.getUint32(36, true)]).toEqual([7, 38, P.InitFlag.PARALLEL_DIROPS, 131072])
   })
 })
+
+describe("passthrough (7.40)", () => {
+  test("INIT: flags2 is read only when INIT_EXT says the extended fuse_init_in is there", () => {
+    const ext = P.InitFlag.INIT_EXT | P.InitFlag.ASYNC_READ
+    expect(P.decodeRequest(request(P.Opcode.INIT, cat(u32s(7, 44, 131072, ext, P.InitFlag2.PASSTHROUGH), new Uint8Array(44))))).toMatchObject({ op: "Init", flags: ext, flags2: 1 << 5 })
+    expect(P.decodeRequest(request(P.Opcode.INIT, u32s(7, 31, 131072, P.InitFlag.ASYNC_READ)))).toMatchObject({ op: "Init", flags2: 0 })
+  })
+
+  test("OPEN carries the open(2) flags; RELEASE the handle; read-only means O_ACCMODE 0", () => {
+    const open = P.decodeRequest(request(P.Opcode.OPEN, u32s(0o100000, 0)))
+    expect(open).toMatchObject({ op: "Open", flags: 0o100000 })
+    expect(P.isReadOnlyOpen(0o100000)).toBe(true)
+    expect(P.isReadOnlyOpen(0o100002)).toBe(false) // O_RDWR
+    expect(P.isReadOnlyOpen(1)).toBe(false) // O_WRONLY
+    const rel = new Uint8Array(24)
+    new DataView(rel.buffer).setBigUint64(0, (1n << 63n) | 5n, true)
+    expect(P.decodeRequest(request(P.Opcode.RELEASE, rel))).toMatchObject({ op: "Release", fh: (1n << 63n) | 5n })
+    expect(P.decodeRequest(request(P.Opcode.RELEASE, new Uint8Array(4)))).toMatchObject({ op: "Malformed" })
+  })
+
+  test("fuse_open_out names the backing id after the flags; fuse_init_out grants flags2 and the stack depth", () => {
+    const o = new DataView(P.replyOpen(3n, 9n, P.OpenFlag.PASSTHROUGH, 12).buffer)
+    expect([o.getBigUint64(16, true), o.getUint32(24, true), o.getInt32(28, true)]).toEqual([9n, 1 << 7, 12])
+    const i = new DataView(P.replyInit(1n, { minor: 40, maxReadahead: 0, flags: P.InitFlag.INIT_EXT, maxBackground: 64, maxWrite: 4096, maxPages: 1, flags2: P.InitFlag2.PASSTHROUGH, maxStackDepth: 1 }).buffer)
+    expect([i.getUint32(16 + 32, true), i.getUint32(16 + 36, true)]).toEqual([1 << 5, 1])
+  })
+
+  test("a BackedOpen is its fallback answer's bytes, plus the backing file and its size", () => {
+    const plain = P.replyOpen(4n, 0n, P.OpenFlag.KEEP_CACHE)
+    const b = P.backedOpen(plain, "/store/x/diff/etc/os-release", 42)
+    expect(b).toBeInstanceOf(Uint8Array)
+    expect(Buffer.from(b).equals(Buffer.from(plain))).toBe(true)
+    expect([b.backing, b.size, P.replyErrno(b), P.replyErrno(P.replyError(4n, P.Errno.ENOENT))]).toEqual(["/store/x/diff/etc/os-release", 42, 0, 2])
+  })
+})
