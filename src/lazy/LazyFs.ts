@@ -10,6 +10,7 @@
  * that does not answer within the read deadline is EIO, never a read hung forever.
  * Everything is read-only; the tree never changes, so the kernel may keep it long.
  */
+import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
 import * as P from "../fuse/Protocol.ts"
 import type { Node, NodeTable } from "../serve/Nodes.ts"
@@ -110,6 +111,15 @@ const readFileRange = async (file: string, offset: number, size: number): Promis
   }
 }
 
+/** A complete layer's files in the store: its blob and its extracted tree. */
+interface Completed {
+  readonly blob: string
+  readonly diff: string
+}
+
+/** A TOC path joined below a directory stays below it: no empty, `.` or `..` component. */
+const isPlainRelative = (p: string) => p !== "" && p.split("/").every((c) => c !== "" && c !== "." && c !== "..")
+
 export interface LazyFs {
   /** LOOKUP of `diff`, `info` or `blob` in a lazy layer's directory; undefined for other names */
   readonly layerEntry: (unique: bigint, parent: number, name: string, layer: LazyLayer) => Uint8Array | undefined
@@ -161,6 +171,23 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
     }
   }
 
+  // FUSE passthrough (src/fuse/Passthrough.ts): once the layer is complete, its committed copy in
+  // the store holds every file, checked against the DiffID; an OPEN for reading names the file
+  // there and the kernel reads it without us. Until then reads come here (chunks, verified).
+  const completion = new WeakMap<LazyLayer, { done?: Completed }>()
+  const completed = (layer: LazyLayer): Promise<Completed | undefined> => {
+    let c = completion.get(layer)
+    if (!c) {
+      const watch: { done?: Completed } = {}
+      completion.set(layer, c = watch)
+      layer.blobFile().then((blob) => (watch.done = { blob, diff: path.join(path.dirname(blob), "diff") }), () => {})
+    }
+    const known = c
+    if (known.done) return Promise.resolve(known.done)
+    // a layer already complete settles within this turn of the event loop: wait that long, no longer
+    return new Promise((resolve) => setImmediate(() => resolve(known.done)))
+  }
+
   const handle = (req: P.Request, node: Node, ref: LazyRef): Uint8Array | Promise<Uint8Array> | undefined => {
     const unique = req.h.unique
     const dir = ref.what === "toc" && ref.node.kind === "dir" ? ref.node : undefined
@@ -188,10 +215,18 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
         for (const [name, child] of dir.children) entries.push({ ino: inoOf(child), name, type: DT[child.kind] })
         return P.replyData(unique, P.encodeDirents(entries, req.offset, req.size))
       }
-      case "Open":
+      case "Open": {
         if (dir) return P.replyError(unique, P.Errno.EISDIR)
         if (ref.what === "toc" && ref.node.kind !== "file") return P.replyError(unique, P.Errno.EACCES)
-        return P.replyOpen(unique, 0n, FOPEN_KEEP_CACHE)
+        const plain = P.replyOpen(unique, 0n, FOPEN_KEEP_CACHE)
+        if (ref.what === "info" || !P.isReadOnlyOpen(req.flags)) return plain
+        if (ref.what === "toc" && (ref.node.kind !== "file" || !isPlainRelative(ref.path))) return plain
+        const size = ref.what === "toc" && ref.node.kind === "file" ? ref.node.size : ref.layer.blobSize
+        const backed = (done: Completed | undefined) =>
+          done === undefined ? plain : P.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
+        const known = completion.get(ref.layer)?.done
+        return known ? backed(known) : completed(ref.layer).then(backed)
+      }
       case "Read":
         return read(unique, ref, req.offset, req.size)
       case "Release":
