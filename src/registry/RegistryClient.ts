@@ -6,6 +6,7 @@
  */
 import { Effect, Either } from "effect"
 import { type Digest, isDigest } from "../domain/Digest.ts"
+import { describeLayer, type LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { configPlatform, type ImageConfig, manifestMediaTypes, type ParsedManifest, parseImageConfig, parseManifest } from "../domain/Manifest.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import { manifestSelector, type Reference, registryHost } from "../domain/Reference.ts"
@@ -25,14 +26,6 @@ export interface ResolveOptions {
   readonly platform?: Platform | undefined
 }
 
-export interface ResolvedLayer {
-  readonly digest: Digest
-  readonly size: number
-  readonly mediaType: string
-  readonly annotations: Readonly<Record<string, string>>
-  readonly diffId: Digest
-}
-
 export interface ResolvedImage {
   readonly ref: Reference
   /** the index the reference named, when it named one */
@@ -43,7 +36,7 @@ export interface ResolvedImage {
   readonly platform: string
   readonly configDigest: Digest
   readonly config: ImageConfig
-  readonly layers: ReadonlyArray<ResolvedLayer>
+  readonly layers: ReadonlyArray<LayerDescriptor>
 }
 
 export interface FetchedManifest {
@@ -134,13 +127,7 @@ const make = Effect.gen(function* () {
       platform: platform ?? formatPlatform(configPlatform(config.right)),
       configDigest: m.config.digest,
       config: config.right,
-      layers: m.layers.map((l, i) => ({
-        digest: l.digest,
-        size: l.size,
-        mediaType: l.mediaType,
-        annotations: l.annotations ?? {},
-        diffId: diffIds[i],
-      })),
+      layers: m.layers.map((l, i) => describeLayer({ ...l, diffId: diffIds[i]! })),
     }
     return resolved
   })
@@ -149,16 +136,18 @@ const make = Effect.gen(function* () {
    * Streams a blob from `offset` (a Range request, for resuming). The caller verifies the
    * digest as it consumes the body: only it sees all the bytes.
    */
-  const blob = Effect.fn("RegistryClient.blob")(function* (ref: Reference, digest: Digest, options?: { readonly offset?: number }) {
+  const blob = Effect.fn("RegistryClient.blob")(function* (ref: Reference, digest: Digest, options?: { readonly offset?: number; readonly length?: number }) {
     const t = target(ref)
     const offset = Math.max(0, Math.floor(options?.offset ?? 0))
-    const sent = yield* session.request(t, "blobs", digest, rangeHeaders(offset))
+    // a length bounds the request and cuts the body there (lazy chunk reads: RangedBlob.ts)
+    const length = options?.length !== undefined ? Math.max(0, Math.floor(options.length)) : undefined
+    const sent = yield* session.request(t, "blobs", digest, rangeHeaders(offset, length))
     const answer = rangeAnswer(t.label, digest, sent, offset)
     if (Either.isLeft(answer)) {
       yield* discard(sent.response)
       return yield* fail(answer.left)
     }
-    const stream: BlobStream = { size: answer.right.size, offset, body: blobBody(t.label, digest, sent, answer.right.skip, cfg.stallTimeoutMs) }
+    const stream: BlobStream = { size: answer.right.size, offset, body: blobBody(t.label, digest, sent, answer.right.skip, cfg.stallTimeoutMs, length), timeoutMs: cfg.stallTimeoutMs }
     return stream
   })
 

@@ -5,18 +5,11 @@
  */
 import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
+import type { Event } from "../events/Events.ts"
 import type { Platform } from "../domain/Platform.ts"
 import { formatReference, parseReference, type Reference, referenceName } from "../domain/Reference.ts"
 import { RegistryClient } from "../registry/RegistryClient.ts"
-
-export interface SourceLayer {
-  readonly digest: Digest
-  readonly size: number
-  readonly mediaType: string
-  readonly annotations: Readonly<Record<string, string>>
-  /** from the image config's rootfs.diff_ids, paired by position */
-  readonly diffId: Digest
-}
 
 export interface SourceImage {
   /** the digest the name resolved to first (an index for multi-arch images) */
@@ -25,12 +18,31 @@ export interface SourceImage {
   readonly manifestMediaType: string
   readonly platform: string
   readonly configDigest: Digest
-  readonly layers: ReadonlyArray<SourceLayer>
+  readonly layers: ReadonlyArray<LayerDescriptor>
 }
+
+/** The event a resolved image is logged as (by `als pull` and `als serve` alike). */
+export const manifestResolved = (ref: string, image: SourceImage): Event => ({
+  _tag: "ManifestResolved",
+  ref,
+  manifestDigest: image.manifestDigest,
+  mediaType: image.manifestMediaType,
+  platform: image.platform,
+  configDigest: image.configDigest,
+  layers: image.layers.map((l) => ({
+    digest: l.digest,
+    size: l.size,
+    mediaType: l.mediaType,
+    diffId: l.diffId,
+    ...(l.tocDigest ? { tocDigest: l.tocDigest } : {}),
+  })),
+})
 
 export interface SourceBlob {
   readonly size?: number | undefined
   readonly body: AsyncIterable<Uint8Array>
+  /** the --timeout the download runs under (a registry's): resumes share a deadline from it */
+  readonly timeoutMs?: number | undefined
 }
 
 export interface ImageSource {
@@ -39,7 +51,8 @@ export interface ImageSource {
   /** how the user wrote it, for messages */
   readonly display: string
   readonly resolve: (platform: Platform) => Effect.Effect<SourceImage, unknown>
-  readonly blob: (digest: Digest, opts?: { readonly offset?: number }) => Effect.Effect<SourceBlob, unknown>
+  /** `length`: only that many bytes from `offset` (a bounded Range request; sources that ignore it give more) */
+  readonly blob: (digest: Digest, opts?: { readonly offset?: number; readonly length?: number }) => Effect.Effect<SourceBlob, unknown>
   /** further `:ref` names to index once resolved (e.g. the name pinned to its digest) */
   readonly aliases: (image: SourceImage) => ReadonlyArray<string>
 }
