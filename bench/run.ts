@@ -5,7 +5,7 @@
 //   bun run bench                       full run: 4 images × 5 rounds, lookup, log; writes BENCHMARKS.md
 //   bun run bench --rounds 3            fewer rounds
 //   bun run bench --quick               one small image, one round, fewer lookups and events; prints only
-//   options: --only pull,lookup,log   --out FILE   --no-write   --dir DIR (parent of the runs' dirs)
+//   options: --only pull,lookup,log,serve,lazy   --out FILE   --no-write   --dir DIR (parent of the runs' dirs)
 //            --events N (log)   --lookup-runs N
 //            --images debian-gzip,debian-zstd,small-50k,large-1g (a subset of the full run's images)
 
@@ -28,13 +28,15 @@ import { describeMachine } from "./lib/Machine.ts"
 import { isRoot, loadAverage, median } from "./lib/Measure.ts"
 import { type BenchResults, renderReport, writeReport } from "./lib/Report.ts"
 import { alsPullOnce, type BenchImage, type PullContext, pullRound, type PullRun } from "./PullBench.ts"
+import { renderServe, serveBench, serveImages } from "./ServeBench.ts"
+import { lazyBench, renderLazy } from "./LazyBench.ts"
 
 const IMAGE_NAMES = ["debian-gzip", "debian-zstd", "small-50k", "large-1g"]
 
 interface Options {
   readonly quick: boolean
   readonly rounds: number
-  readonly sections: ReadonlySet<"pull" | "lookup" | "log">
+  readonly sections: ReadonlySet<"pull" | "lookup" | "log" | "serve" | "lazy">
   readonly out: string | undefined
   readonly dir: string
   readonly events: number
@@ -44,7 +46,7 @@ interface Options {
 }
 
 const usage = (msg: string): never => {
-  process.stderr.write(`bench: ${msg}\nusage: bun run bench [--quick] [--rounds N] [--only pull,lookup,log] [--out FILE | --no-write] [--dir DIR] [--events N] [--lookup-runs N] [--images a,b]\n`)
+  process.stderr.write(`bench: ${msg}\nusage: bun run bench [--quick] [--rounds N] [--only pull,lookup,log,serve,lazy] [--out FILE | --no-write] [--dir DIR] [--events N] [--lookup-runs N] [--images a,b]\n`)
   process.exit(2)
 }
 
@@ -75,8 +77,10 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     else if (a === "--images") images = v()
     else usage(`unknown argument ${a}`)
   }
-  const all = ["pull", "lookup", "log"] as const
-  const sections = new Set(only ? only.split(",").map((s) => (all.includes(s as never) ? (s as (typeof all)[number]) : usage(`--only: unknown section ${s}`))) : all)
+  const all = ["pull", "lookup", "log", "serve", "lazy"] as const
+  // --quick (CI) leaves out serve and lazy unless --only names them (bench/ServeBench.ts, LazyBench.ts)
+  const byDefault = quick ? all.filter((s) => s !== "serve" && s !== "lazy") : all
+  const sections = new Set(only ? only.split(",").map((s) => (all.includes(s as never) ? (s as (typeof all)[number]) : usage(`--only: unknown section ${s}`))) : byDefault)
   return {
     quick,
     rounds: rounds ?? (quick ? 1 : 5),
@@ -235,7 +239,22 @@ const main = async (): Promise<void> => {
       ...(logRate ? { log: logRate } : {}),
       durationSec: (performance.now() - started) / 1000,
     }
-    const report = renderReport(results)
+    // ---- als serve and lazy pulling (issues 13 and 14): their own sections after the report
+    const extra: string[] = []
+    const note = `${opts.quick ? "Quick mode (small images, " : "("}${opts.rounds} round(s)), load average ${loadAverage()}: the machine may be shared; the ratios within a round are the figures to trust.`
+    if (opts.sections.has("serve")) {
+      checkInterrupted()
+      log("serve: podman pull through als serve against plain podman pull")
+      const pushed = await serveImages(opts.quick, (img, name, what) => pushBench(registry!, img, name, what))
+      const r = await serveBench({ workDir, log, cachesDropped: true }, pushed, { rounds: opts.rounds, lookupRuns: opts.quick ? 30 : 200, interrupted: checkInterrupted })
+      extra.push(renderServe(r, note))
+    }
+    if (opts.sections.has("lazy")) {
+      checkInterrupted()
+      log("lazy: podman run through lazy als serve against a plain podman run")
+      extra.push(renderLazy(await lazyBench({ workDir, log, cachesDropped: true }, registry, { quick: opts.quick, rounds: opts.rounds, interrupted: checkInterrupted }), note))
+    }
+    const report = [renderReport(results), ...extra].join("\n\n")
     process.stdout.write(`${report}\n`)
     if (opts.out) {
       writeReport(opts.out, report)
