@@ -41,10 +41,13 @@ const ESTARGZ_UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size"
 
 type Served = ServedLayer & { readonly lazy?: LazyLayer }
 
-/** Ranges of one blob from the image's source: a request from `offset`, read to `length`, then dropped. */
+/**
+ * Ranges of one blob from the image's source: a bounded request for exactly [offset, offset+length),
+ * read to `length` (a source that sends more is cut there), then dropped.
+ */
 const sourceRanges = (run: <A>(e: Effect.Effect<A, unknown, never>) => Promise<A>, source: ImageSource, digest: Digest): RangeSource => ({
   read: async (offset, length) => {
-    const blob = await run(source.blob(digest, { offset }))
+    const blob = await run(source.blob(digest, { offset, length }))
     const out = new Uint8Array(length)
     let got = 0
     for await (const chunk of blob.body) {
