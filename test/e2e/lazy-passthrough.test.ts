@@ -1,0 +1,136 @@
+// Issue 14, FUSE passthrough: "files already complete are read through FUSE passthrough where
+// the kernel offers it, so hot paths do not cross als". A zstd:chunked image served lazily by
+// `als serve`; an overlay mount over the layers' lazy `diff`s, as podman makes one (the overlay
+// keeps the lazy nodes after the layer is complete, as a running container does). Before the
+// background pull completes the layer, a file's bytes cross als (its writes to /dev/fuse grow by
+// the file's size: /proc/PID/io, counted by the kernel, load does not change it); once the layer
+// is committed, a read of a file through the same overlay is answered by the kernel from the
+// store's copy: right bytes, and als writes next to nothing.
+
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import { push, type PushedImage } from "../lib/images.ts"
+import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
+import { b64, MIN, Resources } from "./support.ts"
+import { type Serving, startServe, stopServers } from "./serveSupport.ts"
+import { type BigImage, buildBigLazyImage } from "./lazySupport.ts"
+
+const FILE_MIB = 16
+
+let registry: RegistryHandle
+let big: BigImage
+let pushed: PushedImage
+const res = new Resources()
+const servers: Serving[] = []
+const overlays: string[] = []
+
+beforeAll(async () => {
+  registry = await startRegistry()
+  big = await buildBigLazyImage(2, FILE_MIB)
+  pushed = await push(big, registry.host, "lazy/passthrough", "1", { compress: "zstd:chunked" })
+}, 30 * MIN)
+
+afterAll(async () => {
+  // the overlay first (it holds the lazy diffs), then the server, then the dirs
+  for (const m of overlays) {
+    try {
+      execFileSync("umount", [m])
+    } catch {
+      // already gone
+    }
+  }
+  await stopServers(servers)
+  await res.cleanup()
+  await registry?.stop()
+}, 5 * MIN)
+
+/** bytes the process wrote (write(2) and friends, /dev/fuse included), as the kernel counts them */
+const wchar = (pid: number) => Number(/^wchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, "utf8"))![1])
+
+const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+
+// reads a file whole after dropping its cached pages (POSIX_FADV_DONTNEED, which overlay hands to
+// the lower file): a read answered from the page cache would cross als in no mode
+const READER = `import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+h = hashlib.sha256()
+while True:
+    b = os.read(fd, 1 << 20)
+    if not b:
+        break
+    h.update(b)
+print(h.hexdigest())`
+
+/** reads FILE in another process: what als wrote meanwhile, and the bytes' digest */
+const catThrough = async (pid: number, file: string) => {
+  const before = wchar(pid)
+  const child = Bun.spawn(["python3", "-c", READER, file], { stdout: "pipe", stderr: "pipe" })
+  const out = await new Response(child.stdout).text()
+  const err = await new Response(child.stderr).text()
+  expect({ code: await child.exited, err }).toEqual({ code: 0, err: "" })
+  return { alsWrote: wchar(pid) - before, digest: out.trim() }
+}
+
+const waitFor = async (what: string, cond: () => boolean, ms: number) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+test("a file of a lazily served layer crosses als until the layer is complete; after, a read through the same overlay is the kernel's (passthrough): right bytes, als writes next to nothing", async () => {
+  const size = FILE_MIB << 20
+  const ref = pushed.ref
+  const root = res.tempDir("lazy-pt-store")
+  const mnt = res.tempDir("lazy-pt-mnt")
+  // the background pull starts 20 s after the lookup: time enough for the reads before it
+  const server = await startServe(root, mnt, ["--lazy-delay", "20"])
+  servers.push(server)
+  const diffs = pushed.layers.map((l) => join(mnt, b64(ref), l.digest, "diff"))
+  const bigLayer = pushed.layers[pushed.layers.length - 1]!
+  for (const d of diffs) expect(fs.statSync(d).isDirectory()).toBe(true)
+  expect(fs.existsSync(join(root, bigLayer.digest))).toBe(false) // served lazily
+
+  // an overlay over the lazy diffs, top layer first, as podman mounts a container's rootfs
+  // (this also shows our stack depth leaves room for it); a `:` in a lower's path is escaped
+  const ovl = res.tempDir("lazy-pt-ovl")
+  for (const d of ["upper", "work", "merged"]) fs.mkdirSync(join(ovl, d))
+  const merged = join(ovl, "merged")
+  execFileSync("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${[...diffs].reverse().map((d) => d.replaceAll(":", "\\:")).join(":")},upperdir=${ovl}/upper,workdir=${ovl}/work`, merged])
+  overlays.push(merged)
+
+  // before completion: the bytes come through als
+  const early = await catThrough(server.pid, join(merged, "data", "random-0.bin"))
+  expect(early.alsWrote).toBeGreaterThanOrEqual(size)
+  expect(fs.existsSync(join(root, bigLayer.digest, "blob"))).toBe(false) // still lazy when it was read
+
+  // the background pull commits the layer (checked against its DiffID)
+  await waitFor("the layer committed", () => fs.existsSync(join(root, bigLayer.digest, "blob")), 10 * MIN)
+  const committed = join(root, bigLayer.digest, "diff", "data")
+  expect(early.digest).toBe(sha256(join(committed, "random-0.bin")))
+
+  // after: a file never read, and the one read before, through the same overlay (the same lazy
+  // nodes): passthrough. The layer's completion reaches the server just after the blob appears:
+  // the first open may still come before it, so wait for the reads to stop crossing (bounded)
+  let late = await catThrough(server.pid, join(merged, "data", "random-1.bin"))
+  for (let i = 0; i < 40 && late.alsWrote >= size; i++) {
+    await new Promise((r) => setTimeout(r, 250))
+    late = await catThrough(server.pid, join(merged, "data", "random-1.bin"))
+  }
+  expect(late.digest).toBe(sha256(join(committed, "random-1.bin")))
+  expect(late.alsWrote).toBeLessThan(256 << 10) // a few replies, no file bytes: 16 MiB read
+  const again = await catThrough(server.pid, join(merged, "data", "random-0.bin"))
+  expect(again.digest).toBe(early.digest)
+  expect(again.alsWrote).toBeLessThan(256 << 10)
+  expect(server.stderr()).not.toContain("passthrough off")
+  process.stderr.write(`als wrote while cat read ${FILE_MIB} MiB: ${early.alsWrote} bytes through als (lazy), ${late.alsWrote} and ${again.alsWrote} bytes by passthrough (complete)\n`)
+
+  execFileSync("umount", [merged])
+  overlays.splice(overlays.indexOf(merged), 1)
+  expect(await server.stop()).toBe(0)
+}, 20 * MIN)
