@@ -18,6 +18,16 @@ export interface LayerFacts {
   readonly tocDigest?: Digest | undefined
 }
 
+/** The facts to store once ingest proved them, naming the TOC digest only when it may be a name. */
+export const storedFacts = (proved: Omit<LayerFacts, "tocDigest">, tocDigest: Digest | undefined): LayerFacts => ({
+  blobDigest: proved.blobDigest,
+  blobSize: proved.blobSize,
+  diffId: proved.diffId,
+  diffSize: proved.diffSize,
+  compression: proved.compression,
+  tocDigest,
+})
+
 export interface LayerInfoJson {
   readonly id: string
   readonly parent: string

@@ -9,6 +9,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { Digest } from "./Digest.ts"
 import type { CompressionName } from "./LayerInfo.ts"
 import type { Platform } from "./Platform.ts"
+import { TocAnnotation } from "./TocAnnotation.ts"
 
 export const MediaType = {
   OciManifest: "application/vnd.oci.image.manifest.v1+json",
@@ -56,11 +57,7 @@ const layerCompressions: Record<string, CompressionName> = {
 /** The compression a layer media type implies; undefined for anything that is not a layer tar. */
 export const layerCompression = (mediaType: string): CompressionName | undefined => layerCompressions[mediaType]
 
-/** Annotations that name a layer's table-of-contents digest (zstd:chunked, eStargz). */
-export const TocAnnotation = {
-  zstdChunked: "io.github.containers.zstd-chunked.manifest-checksum",
-  estargz: "containerd.io/snapshot/stargz/toc.digest",
-} as const
+export { TocAnnotation }
 
 /** The layer's TOC digest from its annotations, when it has a valid one. */
 export const tocDigest = (annotations: Readonly<Record<string, string>> | undefined): Digest | undefined => {

@@ -18,6 +18,8 @@ import { Effect } from "effect"
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
 import { digestAlgorithm, type Digest } from "../domain/Digest.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
+import type { LayerFacts } from "../domain/LayerInfo.ts"
 import { Syscalls, type SyscallsApi } from "../sys/Syscalls.ts"
 import { CorruptStream, type Decoder, makeDecoder } from "./Decompress.ts"
 import { errnoCode, ioFailure, LayerIoError, LayerRejected } from "./errors.ts"
@@ -27,18 +29,13 @@ import { TarFormatError, TarNameError, type TarEntry, TarParser, type TarSink } 
 import { blobTooLong, checkBlob, checkDiffId } from "../verify/Blob.ts"
 import { ESTARGZ_TOC_NAME, hashed, RangeHasher, tocExpectation, verifyToc, ZSTD_CHUNKED_FOOTER_SIZE } from "../verify/Toc.ts"
 
-export interface IngestInput {
+/**
+ * The layer's descriptor (digest, size, DiffID, annotations for the TOC digest; a media type
+ * that is not a layer tar is refused, UnsupportedMediaType), and where its bytes come from and go.
+ */
+export interface IngestInput extends Pick<LayerDescriptor, "digest" | "size" | "mediaType" | "diffId" | "annotations"> {
   /** the blob bytes as they arrive from the registry or a file */
   readonly source: AsyncIterable<Uint8Array>
-  /** from the manifest descriptor */
-  readonly digest: Digest
-  readonly size: number
-  /** OCI / Docker layer media types; anything else is refused (UnsupportedMediaType) */
-  readonly mediaType: string
-  /** from the config's rootfs.diff_ids */
-  readonly diffId: Digest
-  /** descriptor annotations (TOC digests) */
-  readonly annotations: Readonly<Record<string, string>>
   /** the blob is written here exactly as received */
   readonly blobPath: string
   /** an existing empty directory: the layer is extracted here */
@@ -49,11 +46,9 @@ export interface IngestInput {
   readonly onBytes?: (blobBytesSoFar: number) => void
 }
 
-export interface IngestResult {
-  readonly blobDigest: Digest
-  readonly blobSize: number
-  readonly diffId: Digest
-  /** size of the uncompressed tar */
+/** The `info` facts ingest proved (LayerInfo.ts), and what it wrote. */
+export interface IngestResult extends LayerFacts {
+  /** size of the uncompressed tar (from LayerFacts: never -1 here) */
   readonly diffSize: number
   /** what the blob really is (its magic bytes), which may differ from its media type */
   readonly compression: Compression

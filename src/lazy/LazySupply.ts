@@ -19,10 +19,10 @@ import type { Event } from "../events/Events.ts"
 import type { LayerRequest, Resolver, ServedLayer } from "../serve/Resolver.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
-import { tocAnnotation } from "../workflows/Pull.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { tocExpectation } from "../verify/Toc.ts"
-import type { ImageSource, SourceImage, SourceLayer } from "../workflows/ImageSource.ts"
+import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { makeChunkReader, type RangeSource } from "./Chunks.ts"
 import type { LazyLayer } from "./LazyFs.ts"
 import { fetchTarSize, fetchToc, tarSplitRange } from "./TocFetch.ts"
@@ -96,7 +96,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       return p
     }
 
-    const startLazy = async (req: LayerRequest & { ref: string }, source: ImageSource, image: SourceImage, layer: SourceLayer): Promise<Served | undefined> => {
+    const startLazy = async (req: LayerRequest & { ref: string }, source: ImageSource, image: SourceImage, layer: LayerDescriptor): Promise<Served | undefined> => {
       const toc = tocExpectation(layer.digest, layer.annotations)
       if (!toc) return undefined
       const ranges = sourceRanges(run as never, source, layer.digest)
@@ -195,7 +195,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       const ref = req.ref
       const attempt = (async (): Promise<Served | undefined> => {
         const { source, image } = await withDeadline(imageOf(ref), opts.timeoutMs, "the manifest")
-        const layer = image.layers.find((l) => l.digest === req.key || tocAnnotation(l.annotations) === req.key)
+        const layer = image.layers.find((l) => l.digest === req.key || l.tocDigest === req.key)
         if (!layer || bad.has(layer.digest)) return undefined
         const other = serving.get(layer.digest)
         if (other && layer.digest !== req.key) return other

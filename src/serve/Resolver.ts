@@ -25,10 +25,10 @@ import type { Syscalls } from "../sys/Syscalls.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { acquirePin } from "../store/Pins.ts"
-import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
+import { type ImageSource, manifestResolved, type SourceImage } from "../workflows/ImageSource.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
-import { acquireLayer, failureReason, tocAnnotation } from "../workflows/Pull.ts"
+import { acquireLayer, failureReason } from "../workflows/Pull.ts"
 import { LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import type { RegistryClient } from "../registry/RegistryClient.ts"
 
@@ -157,18 +157,7 @@ export const makeResolver = (opts: ResolverOptions) =>
         // mirrors and rewriting from registries.conf; the name stays the one podman asked for
         const source = yield* configuredRegistrySource(ref)
         const image = yield* source.resolve(opts.platform)
-        yield* journal.emit({
-          _tag: "ManifestResolved",
-          ref: source.name,
-          manifestDigest: image.manifestDigest,
-          mediaType: image.manifestMediaType,
-          platform: image.platform,
-          configDigest: image.configDigest,
-          layers: image.layers.map((l) => {
-            const toc = tocAnnotation(l.annotations)
-            return { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId, ...(toc ? { tocDigest: toc } : {}) }
-          }),
-        })
+        yield* journal.emit(manifestResolved(source.name, image))
         return { source, image }
       })))
       manifests.set(ref, { at: now, image })
@@ -195,7 +184,7 @@ export const makeResolver = (opts: ResolverOptions) =>
       if (running) return running
       const p = run(journal.workflow(Effect.gen(function*() {
         const { source, image } = yield* Effect.tryPromise({ try: () => resolveImage(ref, Date.now()), catch: unwrap })
-        const layer = image.layers.find((l) => l.digest === key || tocAnnotation(l.annotations) === key)
+        const layer = image.layers.find((l) => l.digest === key || l.tocDigest === key)
         if (!layer) return yield* new LayerNotInImage({ ref, key })
         yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
         // pinned (under the layer lock) until the ref names it: gc keeps what a live pin names

@@ -12,7 +12,8 @@ import { configPlatform, digestBytes, MediaType, parseImageConfig } from "../dom
 import { formatPlatform } from "../domain/Platform.ts"
 import { formatReference, isReference, parseReference } from "../domain/Reference.ts"
 import { sniffCompression } from "../extract/MediaType.ts"
-import type { SourceImage, SourceLayer } from "../workflows/ImageSource.ts"
+import type { SourceImage } from "../workflows/ImageSource.ts"
+import { describeLayer, type LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import type { FileTree } from "./FileTree.ts"
 import { sourceError, type SourceError } from "./SourceError.ts"
 
@@ -123,7 +124,7 @@ export const resolveArchive = (tree: FileTree, label: string, entry: ArchiveEntr
       return yield* sourceError("InvalidManifest", label, `manifest.json lists ${entry.Layers.length} layers but the config lists ${diffIds.length} diff_ids; the archive is broken`)
     }
     const files = new Map<Digest, string>()
-    const layers: Array<SourceLayer> = []
+    const layers: Array<LayerDescriptor> = []
     for (const [i, name] of entry.Layers.entries()) {
       const size = tree.size(name)
       if (size === undefined) {
@@ -143,7 +144,7 @@ export const resolveArchive = (tree: FileTree, label: string, entry: ArchiveEntr
         return yield* sourceError("DigestMismatch", label, `layer ${i} (${name}) is a plain tar hashing to ${digest}, but the config says its DiffID is ${diffIds[i]}: the archive is damaged; nothing was stored`)
       }
       files.set(digest, name)
-      layers.push({ digest, size, mediaType, annotations: {}, diffId: diffIds[i]! })
+      layers.push(describeLayer({ digest, size, mediaType, diffId: diffIds[i]! }))
     }
     // the registry manifest this image would have, so that the log names a manifest digest
     const manifest = new TextEncoder().encode(JSON.stringify({

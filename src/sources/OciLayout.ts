@@ -5,6 +5,7 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { digestAlgorithm, type Digest, digestHex } from "../domain/Digest.ts"
+import { describeLayer } from "../domain/LayerDescriptor.ts"
 import { checkContent } from "../verify/Content.ts"
 import {
   configPlatform,
@@ -206,7 +207,7 @@ export const resolveLayout = (
       manifestMediaType: m.mediaType,
       platform: platform ?? formatPlatform(configPlatform(config.right)),
       configDigest: m.config.digest,
-      layers: m.layers.map((l, i) => ({
+      layers: m.layers.map((l, i) => describeLayer({
         digest: l.digest,
         size: l.size,
         mediaType: l.mediaType,

@@ -8,23 +8,21 @@
  * from here: it is a name in the store, set only once checked against the blob (Toc.ts).
  */
 import type { Digest } from "../domain/Digest.ts"
-import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
+import type { LayerFacts } from "../domain/LayerInfo.ts"
 import type { PoolHit } from "../pool/Pool.ts"
-
-/** What the caller knows from the registry (manifest + config), already verified. */
-export interface LayerMeta {
-  readonly size: number
-  readonly diffId: Digest
-  readonly compression: CompressionName
-  readonly diffSize?: number | undefined
-}
 
 export type LinkPlan =
   | { readonly _tag: "Link"; readonly facts: LayerFacts; readonly blob: string }
   | { readonly _tag: "NeedBlob"; readonly facts: LayerFacts }
   | { readonly _tag: "Refuse"; readonly reason: string }
 
-export const planLink = (digest: Digest, hit: PoolHit, meta: LayerMeta | undefined): LinkPlan => {
+/** `meta`: the layer as the caller's verified image (manifest + config) describes it, when it has one. */
+export const planLink = (
+  digest: Digest,
+  hit: PoolHit,
+  meta: Pick<LayerDescriptor, "size" | "diffId" | "compression"> | undefined,
+): LinkPlan => {
   if (hit.refused !== undefined) return { _tag: "Refuse", reason: hit.refused }
   const info = hit.info
   if (info?.blobDigest !== undefined && info.blobDigest !== digest) {
@@ -49,7 +47,7 @@ export const planLink = (digest: Digest, hit: PoolHit, meta: LayerMeta | undefin
     blobDigest: digest,
     blobSize,
     diffId,
-    diffSize: meta?.diffSize ?? info?.diffSize ?? -1,
+    diffSize: info?.diffSize ?? -1,
     compression: meta?.compression ?? info?.compression ?? "gzip",
   }
   if (hit.blob && hit.blob.size === blobSize) return { _tag: "Link", facts, blob: hit.blob.path }

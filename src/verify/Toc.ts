@@ -18,12 +18,13 @@ import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
 import * as zlib from "node:zlib"
 import { digestAlgorithm, isDigest, type Digest } from "../domain/Digest.ts"
+import { TocAnnotation } from "../domain/TocAnnotation.ts"
 import { ioFailure, LayerRejected } from "../extract/errors.ts"
 import { type TarEntry, TarParser, type TarSink } from "../extract/TarParser.ts"
 
-export const ZSTD_CHUNKED_CHECKSUM = "io.github.containers.zstd-chunked.manifest-checksum"
-export const ZSTD_CHUNKED_POSITION = "io.github.containers.zstd-chunked.manifest-position"
-export const ESTARGZ_TOC_DIGEST = "containerd.io/snapshot/stargz/toc.digest"
+export const ZSTD_CHUNKED_CHECKSUM = TocAnnotation.zstdChunked
+export const ZSTD_CHUNKED_POSITION = TocAnnotation.zstdChunkedPosition
+export const ESTARGZ_TOC_DIGEST = TocAnnotation.estargz
 export const ESTARGZ_TOC_NAME = "stargz.index.json"
 
 export const ZSTD_CHUNKED_FOOTER_SIZE = 64

@@ -4,12 +4,13 @@
  */
 import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import type { Event } from "../events/Events.ts"
 import { Journal } from "../events/Journal.ts"
 import { type Pool, probePool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { acquirePin } from "../store/Pins.ts"
-import { type LayerMeta, planLink } from "../verify/PoolFacts.ts"
+import { planLink } from "../verify/PoolFacts.ts"
 import { type TocClaim, tocClaimsOf, verifyTocOfFile } from "../verify/Toc.ts"
 
 export interface LookupRequest {
@@ -17,8 +18,8 @@ export interface LookupRequest {
   readonly ref?: string | undefined
   readonly annotations?: Readonly<Record<string, string>> | undefined
   readonly pools: ReadonlyArray<Pool>
-  /** verified registry metadata, when the caller has it (the pull workflow does) */
-  readonly meta?: LayerMeta | undefined
+  /** the layer as its verified image describes it, when the caller has it (the pull workflow does) */
+  readonly layer?: LayerDescriptor | undefined
   /** fetches and verifies the blob into a file, for a pool that shows only the tree */
   readonly fetchBlob?: ((digest: Digest) => Effect.Effect<string, unknown>) | undefined
   /** index the `:ref` view right away (the pull workflow indexes all layers at the end) */
@@ -65,7 +66,7 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     yield* journal.emitAll([requested, { _tag: "LayerFound", layer: req.digest, path: found }])
     // the names a ref gives it: the TOC digest checked when it was stored, never a new claim
     const toc = req.ref !== undefined ? store.storedToc(found, req.digest) : undefined
-    if (req.meta !== undefined) {
+    if (req.layer !== undefined) {
       // a pull's annotation that names it otherwise is a claim the stored blob did not prove
       const { claims, malformed } = tocClaimsOf(req.digest, annotations)
       if (malformed) yield* ignored(malformed.value, "annotation", malformed.reason)
@@ -92,7 +93,7 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       hit: probe.hit !== undefined,
     })
     if (!probe.hit) continue
-    const plan = planLink(req.digest, probe.hit, req.meta)
+    const plan = planLink(req.digest, probe.hit, req.layer)
     let blob: { blob?: string; blobFile?: string } | undefined
     if (plan._tag === "Link") blob = { blob: plan.blob }
     else if (plan._tag === "NeedBlob" && req.fetchBlob) {

@@ -7,18 +7,17 @@ import { Clock, Data, Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
-import type { CompressionName, LayerFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
+import { storedFacts } from "../domain/LayerInfo.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import type { FailureReason } from "../events/Events.ts"
 import { Journal, Reporter } from "../events/Journal.ts"
 import { ingestLayer } from "../extract/LayerIngest.ts"
-import type { LayerMeta } from "../verify/PoolFacts.ts"
-import { tocClaimsOf } from "../verify/Toc.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { saveBlob } from "../store/BlobFile.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
-import type { ImageSource, SourceImage, SourceLayer } from "./ImageSource.ts"
+import { type ImageSource, manifestResolved } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
 import { resumableBlob } from "./ResumableBlob.ts"
 import { withLayerLock } from "../store/LayerLock.ts"
@@ -31,14 +30,6 @@ export interface PullOptions {
   readonly jobs: number
 }
 
-export const compressionOf = (mediaType: string): CompressionName =>
-  /zstd/.test(mediaType) ? "zstd" : /gzip/.test(mediaType) ? "gzip" : "none"
-
-/** The TOC digest a layer's annotations claim, parsed (not yet checked against the blob). */
-export const tocAnnotation = (annotations: Readonly<Record<string, string>> | undefined): Digest | undefined =>
-  tocClaimsOf("", annotations ?? {}).claims[0]?.digest
-
-/** One line for the log and the user: a code for `als log --stats`, and the message. */
 /** A layer's failure, naming the layer (the cause says what went wrong). */
 export class LayerFailure extends Data.TaggedError("LayerFailure")<{ readonly layer: Digest; readonly cause: unknown }> {
   override get message() {
@@ -78,18 +69,7 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
   const run = Effect.gen(function*() {
     yield* journal.emit({ _tag: "PullRequested", ref: name, platform: formatPlatform(opts.platform) })
     const image = yield* source.resolve(opts.platform)
-    yield* journal.emit({
-      _tag: "ManifestResolved",
-      ref: name,
-      manifestDigest: image.manifestDigest,
-      mediaType: image.manifestMediaType,
-      platform: image.platform,
-      configDigest: image.configDigest,
-      layers: image.layers.map((l: SourceLayer) => {
-        const toc = tocAnnotation(l.annotations)
-        return { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId, ...(toc ? { tocDigest: toc } : {}) }
-      }),
-    })
+    yield* journal.emit(manifestResolved(name, image))
     const tally: Tally = { found: 0, linked: 0, pulled: 0, bytes: 0 }
     // held until the refs name the layers: gc keeps what a live pin names (store/Pins.ts)
     const pin = yield* acquirePin((yield* LayerStore).paths.alsDir)
@@ -142,17 +122,12 @@ interface LayerKeys {
   readonly tocDigest?: Digest | undefined
 }
 
-const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, tally: Tally, pin?: Pin) =>
+const layerChain = (source: ImageSource, layer: LayerDescriptor, opts: PullOptions, tally: Tally, pin?: Pin) =>
   Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
     // under the layer lock, before the layer can be found or committed: gc cannot slip in between
     if (pin) yield* pin.add(layer.digest)
-    const meta: LayerMeta = {
-      size: layer.size,
-      diffId: layer.diffId,
-      compression: compressionOf(layer.mediaType),
-    }
     const fetchBlob = (digest: Digest) =>
       Effect.gen(function*() {
         const t0 = yield* Clock.currentTimeMillis
@@ -167,9 +142,9 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
     const found = yield* lookupLayer({
       digest: layer.digest,
       ref: source.name,
-      annotations: layer.annotations ?? {},
+      annotations: layer.annotations,
       pools: opts.pools,
-      meta,
+      layer,
       fetchBlob,
       indexRef: false,
     })
@@ -196,11 +171,11 @@ const layerChain = (source: ImageSource, layer: SourceLayer, opts: PullOptions, 
  * `pin` (store/Pins.ts acquirePin) held until the layer is named by a ref, or gc may remove it
  * in between.
  */
-export const acquireLayer = (source: ImageSource, layer: SourceLayer, opts: PullOptions, pin?: Pin) =>
+export const acquireLayer = (source: ImageSource, layer: LayerDescriptor, opts: PullOptions, pin?: Pin) =>
   layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 }, pin)
 
 /** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
-const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
+const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
   Effect.scoped(Effect.gen(function*() {
     const store = yield* LayerStore
     const journal = yield* Journal
@@ -212,12 +187,8 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
     const t0 = yield* Clock.currentTimeMillis
     const body = yield* resumableBlob(layer.digest, layer.size, (offset) => source.blob(layer.digest, { offset }))
     const result = yield* ingestLayer({
+      ...layer,
       source: body,
-      digest: layer.digest,
-      size: layer.size,
-      mediaType: layer.mediaType,
-      diffId: layer.diffId,
-      annotations: layer.annotations ?? {},
       blobPath: path.join(dir, "blob"),
       diffDir,
       opaqueXattr,
@@ -231,14 +202,7 @@ const pullLayer = (source: ImageSource, layer: SourceLayer, tally: Tally) =>
       yield* journal.emit({ _tag: "TocIgnored", layer: layer.digest, tocDigest: result.tocDigest!, from: "alias", reason: tocTaken })
     }
     const tocDigest = tocTaken === undefined ? result.tocDigest : undefined
-    const facts: LayerFacts = {
-      blobDigest: result.blobDigest,
-      blobSize: result.blobSize,
-      diffId: result.diffId,
-      diffSize: result.diffSize,
-      compression: result.compression,
-      tocDigest,
-    }
+    const facts = storedFacts(result, tocDigest)
     yield* journal.emitAll([
       { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
       { _tag: "LayerExtracted", layer: layer.digest, diffId: result.diffId, files: result.files, bytes: result.bytes },
