@@ -2,7 +2,7 @@ import { errLine } from "./errLine.ts"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import { formatPlatform } from "../domain/Platform.ts"
-import { Journal, ReporterSilent } from "../events/Journal.ts"
+import { Journal } from "../events/Journal.ts"
 import { storeLayer } from "../Layers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
 import { Keychain } from "../registry/Keychain.ts"
@@ -15,7 +15,8 @@ import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { pullImage } from "../workflows/Pull.ts"
 import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
-import { ReporterJson, ReporterPlain, ReporterTty } from "./Reporters.ts"
+import { registryNotices, ReporterJson, ReporterPlain, ReporterQuiet, ReporterTty } from "./Reporters.ts"
+import { LayerLockWait, lockWaitFor } from "../store/LayerLock.ts"
 import { checkPullArgs, pullEach } from "./PullArgs.ts"
 import { completeCreds } from "./Creds.ts"
 import { safeText } from "../domain/SafeText.ts"
@@ -85,7 +86,8 @@ const jobs = Options.integer("jobs").pipe(
 export const timeout = Options.integer("timeout").pipe(
   Options.withDescription(
     "seconds to wait for a registry before giving up (default 30 for an answer, 60 for a body): an answer, retries included; " +
-      "a manifest, token or config, whole; a download, for each 1 KiB (a wait past 5 s is told on stderr)",
+      "a manifest, token or config, whole; a download, for each 1 KiB; a broken download's resumes, S + 1 s per 64 KiB missing; " +
+      "another process's lock on a layer, 30 × S (default 30 min) (a wait past 5 s is told on stderr)",
   ),
   Options.optional,
 )
@@ -104,6 +106,8 @@ export const registryLayer = (
     timeout?: Option.Option<number>
     insecureHosts?: ReadonlyArray<string>
     credsFor?: (registry: string) => boolean
+    json?: boolean
+    quiet?: boolean
   },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
@@ -121,12 +125,13 @@ export const registryLayer = (
           onNone: () => ({}),
           onSome: (s: number) => ({ requestTimeoutMs: s * 1000, stallTimeoutMs: s * 1000 }),
         }),
+        ...registryNotices(a.json === true, a.quiet === true),
       }),
     )),
   )))
 
 const reporterFor = (json: boolean, quiet: boolean) =>
-  json ? ReporterJson : quiet ? ReporterSilent : process.stderr.isTTY ? ReporterTty : ReporterPlain
+  json ? ReporterJson : quiet ? ReporterQuiet : process.stderr.isTTY ? ReporterTty : ReporterPlain
 
 export const pullCommand = Command.make(
   "pull",
@@ -174,6 +179,8 @@ export const pullCommand = Command.make(
         // registries.conf and certs.d, as podman reads them (src/config)
         withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
       )),
+      // another process's lock on a layer is waited for 30 × --timeout (store/LayerLock.ts)
+      Effect.provideService(LayerLockWait, lockWaitFor(Option.getOrUndefined(a.timeout))),
     ))
   }),
 ).pipe(Command.withDescription(

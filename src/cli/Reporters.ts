@@ -1,6 +1,9 @@
 /**
  * What a pull shows while it runs: NDJSON events (--json), plain lines (not a TTY), or a
  * live block of one line per layer (a TTY). Only presentation lives here.
+ *
+ * Notices (whom a wait is for) are lines for people, not events: plain and TTY print them on
+ * stderr; --json and -q print none (stdout stays exact NDJSON, stderr errors only).
  */
 import { Layer } from "effect"
 import type { Event } from "../events/Events.ts"
@@ -21,7 +24,14 @@ export const entryJson = (e: LogEntry) => ({
 
 export const ReporterJson = Layer.succeed(Reporter, {
   event: (e) => process.stdout.write(JSON.stringify(entryJson(e)) + "\n"),
+  notice: () => undefined,
 })
+
+/** -q: no events, no notices; errors are printed at the edge. */
+export const ReporterQuiet = Layer.succeed(Reporter, { event: () => undefined, notice: () => undefined })
+
+/** Where a command's registry waits are told (RegistryConfig.onWait): nowhere with --json or -q. */
+export const registryNotices = (json: boolean, quiet: boolean) => (json || quiet ? { onWait: undefined } : {})
 
 const short = (d: string) => d.replace(/^sha256:/, "").slice(0, 12)
 export const humanBytes = (n: number) =>
@@ -67,6 +77,7 @@ export const ReporterPlain = Layer.succeed(Reporter, {
     const line = e.event._tag === "PullFailed" ? undefined : describeEvent(e.event)
     if (line) process.stderr.write(line + "\n")
   },
+  notice: (line) => void process.stderr.write(line + "\n"),
 })
 
 /** A TTY: one live line per layer (state, bytes, rate), redrawn at most 10 times a second. */
@@ -141,5 +152,7 @@ export const ReporterTty = Layer.sync(Reporter, () => {
       l.bytes = bytes
       draw(false)
     },
+    // above the live block, which is redrawn under it
+    notice: (line: string) => say(line),
   }
 })

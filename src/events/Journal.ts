@@ -12,6 +12,8 @@ export class Reporter extends Context.Tag("als/Reporter")<Reporter, {
   readonly event: (entry: LogEntry) => void
   /** bytes of a layer's blob received so far (not an event: far too frequent) */
   readonly progress?: (layer: string, bytes: number) => void
+  /** a line for people that is no event (e.g. whom a wait is for); absent: stderr */
+  readonly notice?: ((line: string) => void) | undefined
 }>() {}
 
 export const silentReporter: Context.Tag.Service<Reporter> = { event: () => undefined }

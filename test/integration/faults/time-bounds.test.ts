@@ -92,6 +92,21 @@ describe("a registry that accepts and never answers", () => {
     expect(ms).toBeGreaterThanOrEqual(7_500)
     expect(ms).toBeLessThan(8000 + MARGIN_MS)
   }, 3 * MIN)
+
+  test("-q and --json, --timeout 8: the same exit 3 and error, but no 'still waiting' notice (it goes through the Reporter)", async () => {
+    const [quiet, json] = await Promise.all([
+      timedPull(["-q", "--timeout", "8", `127.0.0.1:${silentPort}/silent/app:1`]),
+      timedPull(["--json", "--timeout", "8", `127.0.0.1:${silentPort}/silent/app:1`]),
+    ])
+    for (const { r, ms } of [quiet, json]) {
+      expect({ exit: r.exitCode, out: describeResult(r) }).toMatchObject({ exit: 3 })
+      expect(r.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${silentPort} did not answer`))
+      expect(r.stderr).not.toMatch(/still waiting/)
+      // waited past the 5 s notice time: the notice was due, and held back
+      expect(ms).toBeGreaterThanOrEqual(7_500)
+    }
+    for (const line of json.r.stdout.trim().split("\n").filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow()
+  }, 3 * MIN)
 })
 
 describe("a registry that trickles", () => {
