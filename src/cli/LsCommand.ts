@@ -5,6 +5,7 @@ import { ReporterSilent } from "../events/Journal.ts"
 import { evolve, initialState } from "../events/Projection.ts"
 import { storeLayer } from "../Layers.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { liveUses } from "../store/InUse.ts"
 import * as opt from "./options.ts"
 import { humanBytes } from "./Reporters.ts"
 import { safeText } from "../domain/SafeText.ts"
@@ -15,6 +16,8 @@ export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, 
     const log = yield* EventLog
     const onDisk = yield* store.list()
     const state = yield* log.fold(initialState, evolve)
+    // less the uses of serve processes gone from this host (src/store/InUse.ts)
+    const live = liveUses(state)
     const rows = onDisk.map((l) => {
       const rec = Option.getOrUndefined(HashMap.get(state.layers, l.digest))
       return {
@@ -30,7 +33,7 @@ export const lsCommand = Command.make("ls", { root: opt.root, json: opt.json }, 
         aliases: l.aliases,
         refs: [...new Set([...l.refs, ...(rec ? HashSet.toValues(rec.refs) : [])])].sort(),
         // clients of `als serve` holding it now (podman's use minus its rmdir, from the log)
-        uses: Option.getOrElse(HashMap.get(state.uses, l.digest), () => 0),
+        uses: live.get(l.digest) ?? 0,
       }
     })
     if (a.json) {

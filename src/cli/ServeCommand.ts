@@ -14,6 +14,7 @@ import { LayerStore } from "../store/LayerStore.ts"
 import { startSession } from "../fuse/Session.ts"
 import { makeResolver } from "../serve/Resolver.ts"
 import { makeServeFs } from "../serve/ServeFs.ts"
+import { releaseStaleUses } from "../serve/StaleUses.ts"
 import { makeLazySupply } from "../lazy/LazySupply.ts"
 import { ReporterSilent } from "../events/Journal.ts"
 import { errLine } from "./errLine.ts"
@@ -110,6 +111,11 @@ export const serveCommand = Command.make(
       if (timeoutS < 1) return yield* new UsageError({ message: `--timeout ${timeoutS}: at least 1 second` })
       yield* store.init()
       yield* store.cleanStaging()
+      // uses counted by an earlier server on this host that was killed: nothing releases them now
+      const stale = yield* releaseStaleUses
+      if (stale.length > 0) {
+        yield* errLine(`als serve: released ${stale.reduce((a, s) => a + s.uses, 0)} use(s) of ${new Set(stale.map((s) => s.layer)).size} layer(s) counted by als serve processes that are gone (pid ${[...new Set(stale.map((s) => s.pid))].join(", ")})`)
+      }
       const pools = [
         { kind: "seed" as const, dir: store.paths.pool },
         ...(yield* Effect.promise(() => Promise.all(a.pool.map(parsePoolSpec)))),

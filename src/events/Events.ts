@@ -141,6 +141,18 @@ export const LayerReleased = Schema.TaggedStruct("LayerReleased", {
   clientPid: Schema.Number,
 })
 /**
+ * `als serve`: uses a serving process counted (LayerAcquired) and never saw released, dropped
+ * because that process is gone (killed, crashed): the releases that would have followed went
+ * to a dead mount. `serverHost` and `serverPid` are the dead server's (its envelopes'), not the writer's.
+ */
+export const StaleUsesReleased = Schema.TaggedStruct("StaleUsesReleased", {
+  layer: Digest,
+  uses: Schema.Number,
+  serverHost: Schema.String,
+  serverPid: Schema.Number,
+  reason: Schema.String,
+})
+/**
  * A TOC digest als did not make a name for this layer: a claim (annotation, pool info) it
  * could not check against the blob, or a checked one whose name belongs to another layer.
  */
@@ -201,6 +213,7 @@ export const Event = Schema.Union(
   LayerRemoved,
   LayerAcquired,
   LayerReleased,
+  StaleUsesReleased,
   TocIgnored,
   LayerServedLazily,
   LazyChunksFetched,
@@ -231,6 +244,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   LayerRemoved: 1,
   LayerAcquired: 1,
   LayerReleased: 1,
+  StaleUsesReleased: 1,
   TocIgnored: 1,
   LayerServedLazily: 1,
   LazyChunksFetched: 1,

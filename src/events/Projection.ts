@@ -80,6 +80,9 @@ export interface StoreState {
   readonly manifests: HashMap.HashMap<string, string>
   /** `als serve`: holders per layer digest (acquired minus released, never below 0; absent: 0) */
   readonly uses: HashMap.HashMap<string, number>
+  /** the same uses by the serving process that counted them (`host pid` of the envelope), so
+   * that those of a dead server can be told apart (src/store/InUse.ts staleUses) */
+  readonly usesByServer: HashMap.HashMap<string, HashMap.HashMap<string, number>>
   readonly counters: Counters
   readonly events: number
   readonly lastEventAt?: number
@@ -113,13 +116,15 @@ export const initialState: StoreState = {
   refsByLayer: HashMap.empty(),
   manifests: HashMap.empty(),
   uses: HashMap.empty(),
+  usesByServer: HashMap.empty(),
   counters: zero,
   events: 0,
 }
 
 /** Anything with an envelope and an event: a LogEntry, a Recorded. */
 export interface EnvelopedEvent {
-  readonly envelope: Pick<Envelope, "time">
+  /** host and pid name the serving process behind use counts (absent: one unnamed server) */
+  readonly envelope: Pick<Envelope, "time"> & Partial<Pick<Envelope, "host" | "pid">>
   readonly event: Event
 }
 
@@ -163,6 +168,29 @@ const indexRef = (
 }
 
 /** The state after one more event. */
+/** The serving process behind a use count: host and pid of its events' envelopes. */
+export const serverKey = (host: string, pid: number): string => `${host} ${pid}`
+
+type ServerUses = HashMap.HashMap<string, HashMap.HashMap<string, number>>
+
+const addServerUse = (m: ServerUses, server: string, layer: string, d: number): ServerUses => {
+  const layers = Option.getOrElse(HashMap.get(m, server), () => HashMap.empty<string, number>())
+  const n = Option.getOrElse(HashMap.get(layers, layer), () => 0) + d
+  const next = n > 0 ? HashMap.set(layers, layer, n) : HashMap.remove(layers, layer)
+  return HashMap.size(next) > 0 ? HashMap.set(m, server, next) : HashMap.remove(m, server)
+}
+
+/**
+ * One use less: the releasing server's own first, else one another server counted (podman
+ * took the layer through a server that has since been restarted, and lets it go through this one).
+ */
+const releaseServerUse = (m: ServerUses, server: string, layer: string): ServerUses => {
+  const holds = (k: string) => Option.getOrElse(HashMap.get(Option.getOrElse(HashMap.get(m, k), () => HashMap.empty<string, number>()), layer), () => 0) > 0
+  if (holds(server)) return addServerUse(m, server, layer, -1)
+  for (const k of HashMap.keys(m)) if (holds(k)) return addServerUse(m, k, layer, -1)
+  return m
+}
+
 export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => {
   const s: StoreState = { ...state, events: state.events + 1, lastEventAt: entry.envelope.time }
   const at = entry.envelope.time
@@ -277,15 +305,29 @@ export const evolve = (state: StoreState, entry: EnvelopedEvent): StoreState => 
     }
     case "LayerAcquired": {
       const n = Option.getOrElse(HashMap.get(s.uses, event.layer), () => 0) + 1
-      return { ...s, uses: HashMap.set(s.uses, event.layer, n) }
+      const server = serverKey(entry.envelope.host ?? "", entry.envelope.pid ?? 0)
+      return { ...s, uses: HashMap.set(s.uses, event.layer, n), usesByServer: addServerUse(s.usesByServer, server, event.layer, 1) }
     }
     case "LayerReleased": {
       const n = Option.getOrElse(HashMap.get(s.uses, event.layer), () => 0) - 1
-      return { ...s, uses: n > 0 ? HashMap.set(s.uses, event.layer, n) : HashMap.remove(s.uses, event.layer) }
+      const server = serverKey(entry.envelope.host ?? "", entry.envelope.pid ?? 0)
+      return {
+        ...s,
+        uses: n > 0 ? HashMap.set(s.uses, event.layer, n) : HashMap.remove(s.uses, event.layer),
+        usesByServer: releaseServerUse(s.usesByServer, server, event.layer),
+      }
     }
-    default: {
-      const unhandled: never = event
-      return unhandled
+    case "StaleUsesReleased": {
+      // only what that server still held: a second release of the same uses changes nothing
+      const server = serverKey(event.serverHost, event.serverPid)
+      const held = Option.getOrElse(HashMap.get(Option.getOrElse(HashMap.get(s.usesByServer, server), () => HashMap.empty<string, number>()), event.layer), () => 0)
+      const k = Math.min(held, Math.max(0, event.uses))
+      const n = Option.getOrElse(HashMap.get(s.uses, event.layer), () => 0) - k
+      return {
+        ...s,
+        uses: n > 0 ? HashMap.set(s.uses, event.layer, n) : HashMap.remove(s.uses, event.layer),
+        usesByServer: addServerUse(s.usesByServer, server, event.layer, -k),
+      }
     }
   }
 }

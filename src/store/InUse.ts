@@ -7,12 +7,14 @@
  * made: regular files only, small, parsed to a path; a graph root that cannot be read is an
  * error (gc must not conclude "unused" from a directory it could not see).
  */
-import { Effect } from "effect"
+import { Effect, type HashMap } from "effect"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { type Digest, isDigest } from "../domain/Digest.ts"
 import { decodeRef } from "../domain/StorePaths.ts"
 import { ioError, type StoreIoError } from "./errors.ts"
+import { processAlive } from "../sys/ProcessAlive.ts"
 
 /** An `additionallayer` file holds one path; anything longer is not one. */
 const MAX_ADDITIONAL_LAYER_BYTES = 4096
@@ -154,3 +156,56 @@ export const refsNaming = (root: string, digest: Digest): Effect.Effect<Readonly
     },
     catch: ioError("read refs in", root),
   })
+
+// ---- use counts of `als serve` processes that are gone -------------------------------------------
+
+/** Uses one serving process counted and never released: its host and pid, per layer. */
+export interface ServerUses {
+  readonly host: string
+  readonly pid: number
+  readonly layer: string
+  readonly uses: number
+}
+
+/** `host pid` (Projection.serverKey) back to its parts; undefined for a key without a pid. */
+const parseServerKey = (key: string): { host: string; pid: number } | undefined => {
+  const at = key.lastIndexOf(" ")
+  const pid = Number(key.slice(at + 1))
+  return at > 0 && Number.isInteger(pid) && pid > 0 ? { host: key.slice(0, at), pid } : undefined
+}
+
+/**
+ * The uses counted by serving processes on this host that no longer exist: a server killed
+ * (SIGKILL, a crash) never sees the releases that follow, which go to its dead mount, so its
+ * counts would keep layers "in use" forever. Only this host's processes can be checked; a pid
+ * that exists (or was reused) keeps its counts, the safe side. `self` is never stale.
+ */
+export const staleUses = (
+  usesByServer: HashMap.HashMap<string, HashMap.HashMap<string, number>>,
+  here: { readonly host: string; readonly pid: number },
+  alive: (pid: number) => boolean,
+): ReadonlyArray<ServerUses> => {
+  const out: ServerUses[] = []
+  for (const [key, layers] of usesByServer) {
+    const s = parseServerKey(key)
+    if (!s || s.host !== here.host || s.pid === here.pid || alive(s.pid)) continue
+    for (const [layer, uses] of layers) if (uses > 0) out.push({ host: s.host, pid: s.pid, layer, uses })
+  }
+  return out
+}
+
+/** Holders per layer as a live server's word: the log's counts less those of servers gone from this host. */
+export const liveUses = (
+  state: { readonly uses: HashMap.HashMap<string, number>; readonly usesByServer: HashMap.HashMap<string, HashMap.HashMap<string, number>> },
+  here: { readonly host: string; readonly pid: number } = { host: os.hostname(), pid: process.pid },
+  alive: (pid: number) => boolean = processAlive,
+): ReadonlyMap<string, number> => {
+  const out = new Map<string, number>()
+  for (const [layer, n] of state.uses) if (n > 0) out.set(layer, n)
+  for (const s of staleUses(state.usesByServer, here, alive)) {
+    const n = (out.get(s.layer) ?? 0) - s.uses
+    if (n > 0) out.set(s.layer, n)
+    else out.delete(s.layer)
+  }
+  return out
+}

@@ -8,12 +8,12 @@
  * every pull takes before it pins, finds or commits that layer: so either the pull pinned it
  * before gc looked (kept), or it comes after gc and finds the layer gone (and pulls it again).
  */
-import { Effect, HashMap } from "effect"
+import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
 import { EventLog } from "../events/EventLog.ts"
 import { Journal } from "../events/Journal.ts"
 import { evolve, initialState } from "../events/Projection.ts"
-import { layersInUse, refsNaming } from "../store/InUse.ts"
+import { layersInUse, liveUses, refsNaming } from "../store/InUse.ts"
 import { defaultLayerLock, withLayerLock } from "../store/LayerLock.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { livePinsOf, pinnedDigests } from "../store/Pins.ts"
@@ -42,9 +42,8 @@ type Verdict = "remove" | "pinned" | "referenced" | "in-use" | "gone"
  */
 const servedInUse = Effect.gen(function*() {
   const state = yield* (yield* EventLog).fold(initialState, evolve)
-  const out = new Set<string>()
-  for (const [layer, n] of HashMap.toEntries(state.uses)) if (n > 0) out.add(layer)
-  return out as ReadonlySet<string>
+  // uses counted by serve processes gone from this host hold nothing (InUse.ts liveUses)
+  return new Set(liveUses(state).keys()) as ReadonlySet<string>
 })
 
 export const gc = Effect.fn("gc")(function*(opts: GcOptions) {
