@@ -13,6 +13,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { push, type PushedImage } from "../lib/images.ts"
+import type { Podman } from "../lib/podman.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
 import { b64, MIN, Resources } from "./support.ts"
 import { type Serving, startServe, stopServers } from "./serveSupport.ts"
@@ -24,6 +25,8 @@ let registry: RegistryHandle
 let big: BigImage
 let pushed: PushedImage
 const res = new Resources()
+/** podman sessions, released before the servers stop */
+const podmen = new Resources()
 const servers: Serving[] = []
 const overlays: string[] = []
 
@@ -34,7 +37,8 @@ beforeAll(async () => {
 }, 30 * MIN)
 
 afterAll(async () => {
-  // the overlay first (it holds the lazy diffs), then the server, then the dirs
+  // the overlays and containers first (they hold the lazy diffs), then the server, then the dirs
+  await podmen.cleanup().catch(() => undefined)
   for (const m of overlays) {
     try {
       execFileSync("umount", [m])
@@ -132,5 +136,48 @@ test("a file of a lazily served layer crosses als until the layer is complete; a
 
   execFileSync("umount", [merged])
   overlays.splice(overlays.indexOf(merged), 1)
+  expect(await server.stop()).toBe(0)
+}, 20 * MIN)
+
+test("podman 4.3.1: a container started while its layer is served lazily reads a file through als; after the layer is committed the same container's reads are the kernel's", async () => {
+  const size = FILE_MIB << 20
+  const ref = pushed.ref
+  const root = res.tempDir("lazy-pt4-store")
+  const mnt = res.tempDir("lazy-pt4-mnt")
+  const server = await startServe(root, mnt, ["--lazy-delay", "30"])
+  servers.push(server)
+  const podman: Podman = await podmen.podman4()
+  fs.appendFileSync(join(podman.dir, "registries.conf"), `\n[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`)
+  const als = ["--storage-opt", `overlay.additionallayerstore=${mnt}:ref`]
+  await podman.podman([...als, "run", "-d", "--name", "pt", "--network", "none", ref, "/bin/busybox", "sleep", "3600"])
+  const bigLayer = pushed.layers[pushed.layers.length - 1]!
+  expect(podman.additionalLayers().length).toBe(pushed.layers.length) // podman used the store's layers
+  // the container's rootfs, an overlay over the lazy diffs, as the host sees it
+  const mergedDir = (await podman.podman(["inspect", "--format", "{{.GraphDriver.Data.MergedDir}}", "pt"])).stdout.trim()
+  const inContainer = async (file: string) =>
+    (await podman.podman(["exec", "pt", "/bin/busybox", "sha256sum", file])).stdout.split(" ")[0]
+
+  const early = await catThrough(server.pid, join(mergedDir, "data", "random-0.bin"))
+  expect(early.alsWrote).toBeGreaterThanOrEqual(size)
+  expect(fs.existsSync(join(root, bigLayer.digest, "blob"))).toBe(false)
+
+  await waitFor("the layer committed", () => fs.existsSync(join(root, bigLayer.digest, "blob")), 10 * MIN)
+  const committed = join(root, bigLayer.digest, "diff", "data")
+  let late = await catThrough(server.pid, join(mergedDir, "data", "random-1.bin"))
+  for (let i = 0; i < 40 && late.alsWrote >= size; i++) {
+    await new Promise((r) => setTimeout(r, 250))
+    late = await catThrough(server.pid, join(mergedDir, "data", "random-1.bin"))
+  }
+  expect(late.digest).toBe(sha256(join(committed, "random-1.bin")))
+  expect(late.alsWrote).toBeLessThan(256 << 10)
+  // and inside the container: the same bytes, als still out of the way
+  const before = wchar(server.pid)
+  expect(await inContainer("/data/random-0.bin")).toBe(sha256(join(committed, "random-0.bin")))
+  expect(wchar(server.pid) - before).toBeLessThan(256 << 10)
+  expect(server.stderr()).not.toContain("passthrough off")
+  process.stderr.write(`podman container, ${FILE_MIB} MiB: ${early.alsWrote} bytes written by als (lazy), ${late.alsWrote} (passthrough)\n`)
+
+  await podman.podman(["rm", "--force", "pt"])
+  await podmen.cleanup()
   expect(await server.stop()).toBe(0)
 }, 20 * MIN)
