@@ -24,6 +24,7 @@ import { tocExpectation } from "../verify/Toc.ts"
 import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
 import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { makeChunkReader, type RangeSource } from "./Chunks.ts"
+import { prefetchFiles } from "./Prefetch.ts"
 import type { LazyLayer } from "./LazyFs.ts"
 import { fetchTarSize, fetchToc, tarSplitRange } from "./TocFetch.ts"
 
@@ -111,10 +112,15 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
 
       // the background pull: the resolver's own acquisition, shared with any plain lookup
       let settle!: (file: string | undefined) => void
+      let isComplete = false
       const completed = new Promise<string | undefined>((r) => (settle = r))
+      completed.then(() => (isComplete = true))
       const keys = [layer.digest, fetched.digest, req.key]
+      // the files of the image's prefetch list (eStargz) come first, into the chunk cache, at once
+      const prefetched = prefetchFiles(reader, fetched.model.prefetch, () => isComplete)
       setTimeout(() => {
         void (async () => {
+          await prefetched
           // the resolver answers undefined for a failed pull and for one past its deadline, which
           // goes on: an answer before the deadline is a failure, a late one means wait and ask again
           for (;;) {

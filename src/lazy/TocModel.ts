@@ -14,6 +14,11 @@
  * Names are normalised as the extractor does (EntryPath.ts); `.wh.X` becomes a 0/0 char
  * device X, `.wh..wh..opq` an opaque mark on its directory, other `.wh..wh.*` are skipped;
  * overlay's own xattrs and SELinux labels are dropped (OverlayWriter.ts does the same).
+ *
+ * eStargz's prefetch list: the regular files before the root entry `.prefetch.landmark` are the
+ * ones the image's builder marked as needed first (its converter moves them to the front);
+ * `.no.prefetch.landmark`, or no landmark, means none. The landmarks stay ordinary files of the
+ * tree (a plain pull extracts them too). zstd:chunked has no prefetch list.
  */
 import { createHash } from "node:crypto"
 import { type Digest, isDigest } from "../domain/Digest.ts"
@@ -80,7 +85,12 @@ export interface TocModel {
   readonly totalSize: number
   /** zstd:chunked: the digest of the compressed tar-split (the tar's layout), when the TOC names one */
   readonly tarSplitDigest?: Digest | undefined
+  /** the files to fetch first (eStargz's prefetch landmark), in TOC order; empty when the format or image has none */
+  readonly prefetch: ReadonlyArray<TocFile>
 }
+
+export const PREFETCH_LANDMARK = ".prefetch.landmark"
+export const NO_PREFETCH_LANDMARK = ".no.prefetch.landmark"
 
 /** Bounds: a TOC larger than this is not a layer we serve lazily. */
 export const MAX_ENTRIES = 4_000_000
@@ -226,6 +236,8 @@ export const parseToc = (format: TocFormat, json: string, blobSize: number, tocO
     open = undefined
   }
   let totalSize = 0
+  /** how many of `files` precede the prefetch landmark (eStargz), once it is seen */
+  let prefetchCount: number | undefined
 
   const addChunk = (e: Raw, where: string, first: boolean) => {
     const o = open!
@@ -315,6 +327,10 @@ export const parseToc = (format: TocFormat, json: string, blobSize: number, tocO
       dirAt(parentComps, where).children.set(hidden, { kind: "char", major: 0, minor: 0, ...meta, mode: 0 })
       continue
     }
+    if (format === "estargz" && comps.length === 1 && type === "reg" && prefetchCount === undefined) {
+      if (base === PREFETCH_LANDMARK) prefetchCount = files.length
+      if (base === NO_PREFETCH_LANDMARK) prefetchCount = 0
+    }
     const parent = dirAt(parentComps, where)
     const existing = parent.children.get(base)
     const put = (n: TocNode) => {
@@ -367,7 +383,9 @@ export const parseToc = (format: TocFormat, json: string, blobSize: number, tocO
   }
   closeFile("end")
   const tarSplitDigest = format === "zstd:chunked" ? digestOf(doc as Raw, "tarSplitDigest", "the TOC") : undefined
-  return { format, root, files, totalSize, tarSplitDigest }
+  // a file the list names but a later entry replaced (or hard-linked over) is still fetched: harmless
+  const prefetch = files.slice(0, prefetchCount ?? 0).filter((f) => f.size > 0 && f.chunks.length > 0)
+  return { format, root, files, totalSize, tarSplitDigest, prefetch }
 }
 
 /** The node at a slash-separated path below the root ("" is the root); undefined if none. */

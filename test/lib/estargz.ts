@@ -6,6 +6,10 @@
 // where the TOC's member starts ("%016x" + "STARGZ"). The tar's bytes are kept as they are
 // (headers copied, not re-encoded), so the layer's DiffID is the digest of the tar with the
 // TOC entry inserted before its end.
+//
+// A prefetch list (`prefetch`: paths) is written as stargz-snapshotter's converter does: those
+// files (with their parent directories) moved to the front of the tar, then a one-byte root file
+// `.prefetch.landmark`; an empty list puts `.no.prefetch.landmark` first instead.
 
 import { createHash } from "node:crypto"
 import { gzipSync } from "node:zlib"
@@ -157,8 +161,47 @@ export interface EstargzLayer extends BuiltLayer {
   readonly tar: Uint8Array
 }
 
-/** Converts a plain tar into eStargz with chunks of at most `chunkSize` bytes. */
-export const toEstargz = (tar: Uint8Array, chunkSize = 64 * 1024): EstargzLayer => {
+const PREFETCH_LANDMARK = ".prefetch.landmark"
+const NO_PREFETCH_LANDMARK = ".no.prefetch.landmark"
+
+/** A root file whose one byte (0x0f, as stargz-snapshotter writes it) marks the prefetch list's end. */
+const landmark = (name: string): TarItem => ({
+  header: fileHeader(name, 1, 0),
+  data: new Uint8Array([0x0f]),
+  name,
+  type: "reg",
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  linkName: "",
+  devMajor: 0,
+  devMinor: 0,
+  xattrs: {},
+})
+
+const clean = (name: string) => name.replace(/^\.?\/+/, "").replace(/\/+$/, "")
+
+/** The tar's entries with `prefetch` (and their parent dirs) first, then the landmark. */
+const withPrefetch = (items: TarItem[], prefetch: ReadonlyArray<string> | undefined): TarItem[] => {
+  if (prefetch === undefined) return items
+  if (prefetch.length === 0) return [landmark(NO_PREFETCH_LANDMARK), ...items]
+  const wanted = new Set(prefetch.map(clean))
+  const parents = new Set<string>()
+  for (const p of wanted) {
+    const parts = p.split("/")
+    for (let i = 1; i < parts.length; i++) parents.add(parts.slice(0, i).join("/"))
+  }
+  const first = items.filter((it) => parents.has(clean(it.name)) || (wanted.has(clean(it.name)) && it.type !== "dir"))
+  const rest = items.filter((it) => !first.includes(it))
+  return [...first, landmark(PREFETCH_LANDMARK), ...rest]
+}
+
+/**
+ * Converts a plain tar into eStargz with chunks of at most `chunkSize` bytes; `prefetch` names
+ * the files to mark as the prefetch list (see above).
+ */
+export const toEstargz = (tar: Uint8Array, chunkSize = 64 * 1024, prefetch?: ReadonlyArray<string>): EstargzLayer => {
   const members: Uint8Array[] = []
   const plain: Uint8Array[] = []
   let offset = 0
@@ -172,7 +215,7 @@ export const toEstargz = (tar: Uint8Array, chunkSize = 64 * 1024): EstargzLayer 
   }
   const entries: Array<Record<string, unknown>> = []
   let pending: Uint8Array = new Uint8Array(0) // the previous file's padding, sent with the next header
-  for (const it of readTar(tar)) {
+  for (const it of withPrefetch(readTar(tar), prefetch)) {
     const headerAt = emit(Buffer.concat([pending, it.header]))
     pending = new Uint8Array(0)
     const name = it.type === "dir" && !it.name.endsWith("/") ? `${it.name}/` : it.name
