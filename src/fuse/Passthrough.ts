@@ -10,9 +10,11 @@
  *   keeps one backing id while it has passthrough handles, dropped at the last RELEASE.
  * - An inode is either cached (READ through us, page cache) or passthrough, never both at
  *   once (EIO again): while a node has a cached open, a BackedOpen gets its fallback answer.
- * - A refusal by the kernel (no FUSE_PASSTHROUGH offered, no CAP_SYS_ADMIN, a backing
- *   filesystem stacked too deep, any ioctl error) turns passthrough off for the session, told
- *   once; every later open is answered as before and reads go through us.
+ * - A refusal of passthrough itself (no FUSE_PASSTHROUGH offered, EPERM: no CAP_SYS_ADMIN or
+ *   not negotiated, ENOTTY: a kernel without the ioctl) turns it off for the session, told
+ *   once; every later open is answered as before and reads go through us. A refusal of one
+ *   backing file (ELOOP: its filesystem is stacked, say a pool on overlayfs or FUSE; EINVAL…)
+ *   sends that open through us, told once per reason.
  * - The backing file is checked before it is registered: opened read-only without following
  *   a final symlink, a regular file of exactly the size the tree says.
  */
@@ -22,6 +24,9 @@ import { BackedOpen, OpenFlag, type Request, replyErrno, replyOpen } from "./Pro
 
 /** The kernel's backing files may stack this deep below us: 1 keeps room for podman's overlay on top. */
 export const MAX_STACK_DEPTH = 1
+
+/** ioctl errors that say passthrough itself is refused, not one file */
+const SESSION_REFUSALS = new Set(["EPERM", "ENOTTY", "ENOSYS", "EOPNOTSUPP"])
 
 /** Handles we give passthrough opens: the top bit set, never a handle a handler hands out. */
 const PT_FH = 1n << 63n
@@ -65,6 +70,8 @@ export const makePassthrough = (devFd: number, loadBacking: () => Backing, notic
   const handles = new Map<bigint, number>()
   let nextFh = PT_FH
   let backing: Backing | undefined
+  /** reasons a backing file was refused, each told once */
+  const told = new Set<string>()
 
   const opensOf = (nodeid: number) => {
     let n = nodes.get(nodeid)
@@ -108,7 +115,12 @@ export const makePassthrough = (devFd: number, loadBacking: () => Backing, notic
       backing ??= loadBacking()
       return backing.fuseBackingOpen(devFd, fd)
     } catch (e) {
-      turnOff(`the kernel refused a backing file: ${(e as { code?: string }).code ?? (e as Error).message}`)
+      const code = (e as { code?: string }).code ?? (e as Error).message
+      if (SESSION_REFUSALS.has(code)) turnOff(`the kernel refused it: ${code}`)
+      else if (!told.has(code)) {
+        told.add(code)
+        notice(`FUSE passthrough refused for ${req.backing} (${code}): files refused this way are read through als`)
+      }
       return undefined
     } finally {
       fs.closeSync(fd) // the kernel holds its own reference to the file

@@ -2,19 +2,21 @@
 // tree whose `complete` file is answered with a BackedOpen naming a file on disk. Its reads
 // never reach the session (READ requests are counted per node); a file answered the plain way
 // is still read through the session; a node with a cached open falls back instead of failing
-// the open; a kernel refusal (a backing file on a stacked filesystem: ELOOP) turns passthrough
-// off once, logged, and reads go through the session.
+// the open; the kernel refusing one backing file (on a stacked filesystem: ELOOP) sends that
+// file through the session, told once; the kernel refusing passthrough itself (a server
+// without CAP_SYS_ADMIN: EPERM) turns it off once, logged, and reads go through the session.
 //
 // Every read happens asynchronously or in another process: this thread answers the requests.
 
 import { afterAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as P from "../../../src/fuse/Protocol.ts"
 import { type Session, startSession } from "../../../src/fuse/Session.ts"
+import { removeTempDir } from "../../lib/removeTemp.ts"
 
 const dirs: string[] = []
 const sessions: Session[] = []
@@ -34,7 +36,8 @@ afterAll(() => {
       // already gone
     }
   }
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  // never throws, and leaves a directory something is still mounted on
+  for (const d of dirs) removeTempDir(d)
 })
 
 const tmp = (prefix: string) => {
@@ -68,9 +71,9 @@ interface Tree {
  * `complete`: a BackedOpen naming `backing`; `partial`: a plain open (READ answered from memory);
  * `wrongsize`: a BackedOpen whose size the backing file does not have; `later`: plain, then backed.
  */
-const mountTree = async (backing: string, opts: { passthrough?: boolean } = {}): Promise<Tree> => {
+const mountTree = async (backing: string, opts: { passthrough?: boolean; other?: string } = {}): Promise<Tree> => {
   const mnt = tmp("als-pt-mnt-")
-  const names = ["complete", "partial", "wrongsize", "later"]
+  const names = ["complete", "partial", "wrongsize", "later", "other"]
   const reads = new Map(names.map((n) => [n, 0]))
   const notices: string[] = []
   const flags = { later: false }
@@ -94,6 +97,7 @@ const mountTree = async (backing: string, opts: { passthrough?: boolean } = {}):
             const name = nameOf(r.h.nodeid)
             if (name === "complete" || (name === "later" && flags.later)) return P.backedOpen(plain, backing, content.length)
             if (name === "wrongsize") return P.backedOpen(plain, backing, content.length + 1)
+            if (name === "other") return P.backedOpen(plain, opts.other ?? backing, content.length)
             return plain
           }
           case "Read": {
@@ -199,27 +203,82 @@ sys.stdout.buffer.write(m[1 << 20:(1 << 20) + 4096])`], { stdout: "pipe", stderr
     t.session.unmount()
   }, 120_000)
 
-  test("the kernel refuses the backing file (on a stacked filesystem): passthrough turns off once, logged, and reads go through the session", async () => {
-    // an overlay mount stacks one deep: the kernel refuses it as a backing file (ELOOP), since
-    // we ask for a stack depth of 1 to leave room for podman's overlay on top of us
+  test("the kernel refuses one backing file (on a stacked filesystem: ELOOP): that file is read through the session, told once; others still go passthrough", async () => {
+    // an overlay mount stacks one deep: the kernel refuses its files as backing files (ELOOP),
+    // since we ask for a stack depth of 1 to leave room for podman's overlay on top of us
     const base = tmp("als-pt-ovl-")
     for (const d of ["lower", "upper", "work", "merged"]) mkdirSync(join(base, d))
     writeFileSync(join(base, "lower", "file"), content)
     execFileSync("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${base}/lower,upperdir=${base}/upper,workdir=${base}/work`, `${base}/merged`])
     overlays.push(`${base}/merged`)
-    const t = await mountTree(join(base, "merged", "file"))
-    expect(t.session.passthrough().state).toBe("on")
+    const t = await mountTree(join(base, "merged", "file"), { other: backingFile() })
     expect((await readViaChild(join(t.mnt, "complete"))).equals(content)).toBe(true)
     expect(t.reads.get("complete")).toBeGreaterThan(0)
-    const st = t.session.passthrough()
-    expect(st.state).toBe("off")
-    expect(st.state === "off" && st.why).toMatch(/refused .*ELOOP/)
-    // later opens fall back without asking the kernel again, and the log has one line
-    await readViaChild(join(t.mnt, "later"))
-    t.complete.later = true
+    t.complete.later = true // backed by the same overlay file: refused again, not told again
     expect((await readViaChild(join(t.mnt, "later"))).equals(content)).toBe(true)
-    expect(t.notices.filter((n) => n.includes("passthrough off"))).toHaveLength(1)
+    expect(t.notices).toHaveLength(1)
+    expect(t.notices[0]).toMatch(/refused for .*merged\/file \(ELOOP\)/)
+    expect(t.session.passthrough().state).toBe("on")
+    expect((await readViaChild(join(t.mnt, "other"))).equals(content)).toBe(true)
+    expect(t.reads.get("other")).toBe(0)
     t.session.unmount()
+  }, 120_000)
+
+  test("the kernel refuses passthrough itself (a server without CAP_SYS_ADMIN: EPERM): it turns off once, logged, and reads go through the session", async () => {
+    // a server that mounts, then drops CAP_SYS_ADMIN from its (JavaScript) thread's effective set
+    const mnt = tmp("als-pt-noadmin-")
+    const backing = backingFile()
+    const script = `
+      const P = await import(${JSON.stringify(join(import.meta.dir, "../../../src/fuse/Protocol.ts"))})
+      const { startSession } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/fuse/Session.ts"))})
+      const { dlopen, FFIType, ptr } = await import("bun:ffi")
+      const fs = await import("node:fs")
+      const bytes = fs.readFileSync(${JSON.stringify(backing)})
+      const now = Date.now() / 1000
+      const file = { ino: 2, mode: P.S_IFREG | 0o444, size: bytes.length, nlink: 1, time: now }
+      await startSession({ mountpoint: ${JSON.stringify(mnt)}, handler: { handle: (r) => {
+        const u = r.h.unique
+        switch (r.op) {
+          case "Getattr": return P.replyAttr(u, r.h.nodeid === 1 ? { ino: 1, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now } : file, 0)
+          case "Lookup": return r.name === "complete" ? P.replyEntry(u, 2, file, { entry: 0, attr: 0 }) : P.replyError(u, P.Errno.ENOENT)
+          case "Open": return P.backedOpen(P.replyOpen(u, 0n, P.OpenFlag.KEEP_CACHE), ${JSON.stringify(backing)}, bytes.length)
+          case "Read": process.stdout.write("READ\\n"); return P.replyData(u, bytes.subarray(r.offset, r.offset + r.size))
+          case "Release": return P.replyEmpty(u)
+          case "Forget": case "BatchForget": case "Interrupt": return undefined
+          default: return P.replyError(u, P.Errno.ENOSYS)
+        }
+      } } })
+      // capget/capset (version 3): clear CAP_SYS_ADMIN (21) from this thread's effective set
+      const { symbols: c } = dlopen("libc.so.6", { capget: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 }, capset: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } })
+      const hdr = new Uint32Array([0x20080522, 0])
+      const data = new Uint32Array(6)
+      if (c.capget(ptr(hdr), ptr(data)) !== 0) throw new Error("capget")
+      data[0] &= ~(1 << 21)
+      if (c.capset(ptr(hdr), ptr(data)) !== 0) throw new Error("capset")
+      process.stdout.write("ready\\n")
+      setInterval(() => {}, 1000)
+    `
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" })
+    let out = ""
+    const reading = (async () => {
+      for await (const chunk of child.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(chunk)
+    })()
+    const errText = new Response(child.stderr).text()
+    try {
+      for (let i = 0; i < 600 && !out.includes("ready"); i++) await Bun.sleep(50)
+      expect(out).toContain("ready")
+      expect((await readViaChild(join(mnt, "complete"))).equals(content)).toBe(true)
+      const readsFirst = out.split("READ").length - 1
+      expect(readsFirst).toBeGreaterThan(0)
+      expect((await readViaChild(join(mnt, "complete"))).equals(content)).toBe(true)
+    } finally {
+      child.kill("SIGKILL")
+      await child.exited
+      execFileSync("umount", ["-l", mnt])
+    }
+    await reading
+    const err = await errText
+    expect(err.match(/FUSE passthrough off \(the kernel refused it: EPERM\)/g)).toHaveLength(1)
   }, 120_000)
 
   test("passthrough: false answers a backed open with its fallback, nothing logged", async () => {
