@@ -10,7 +10,7 @@ import { Journal } from "../events/Journal.ts"
 import { type Pool, probePool } from "../pool/Pool.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { acquirePin } from "../store/Pins.ts"
-import { planLink } from "../verify/PoolFacts.ts"
+import { decide, type PoolAnswer } from "./Decide.ts"
 import { type TocClaim, tocClaimsOf, verifyTocOfFile } from "../verify/Toc.ts"
 
 export interface LookupRequest {
@@ -60,8 +60,18 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     ...(Object.keys(annotations).length > 0 ? { annotations: { ...annotations } } : {}),
   }
 
-  const found = yield* store.find(req.digest)
-  if (found) {
+  const situation = {
+    digest: req.digest,
+    layer: req.layer,
+    pools: req.pools.length,
+    canFetchBlob: req.fetchBlob !== undefined,
+    // the caller pulls a Missing layer when it has an image (Pull.ts); lookup itself never does
+    canPull: false,
+  }
+  const answers: Array<PoolAnswer> = []
+  let plan = decide({ ...situation, stored: yield* store.find(req.digest), answers })
+  if (plan._tag === "UseStored") {
+    const found = plan.path
     // the common case: one append for both (each append takes the log lock)
     yield* journal.emitAll([requested, { _tag: "LayerFound", layer: req.digest, path: found }])
     // the names a ref gives it: the TOC digest checked when it was stored, never a new claim
@@ -81,8 +91,15 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
   }
   yield* journal.emit(requested)
 
-  const refused: Array<{ pool: string; reason: string }> = []
-  for (const pool of req.pools) {
+  let told = 0
+  for (;;) {
+    // each refusal is told once, right after the probe that found it
+    for (const r of plan._tag === "UseStored" ? [] : plan.refused.slice(told)) {
+      yield* journal.emit({ _tag: "LinkRefused", layer: req.digest, pool: r.pool, path: r.path, reason: r.reason })
+    }
+    if (plan._tag !== "AskNextPool") break
+    told = plan.refused.length
+    const pool = req.pools[answers.length]!
     const probe = yield* probePool(pool, req.digest, req.ref, annotations)
     yield* journal.emit({
       _tag: "PoolProbed",
@@ -92,49 +109,39 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       path: probe.path,
       hit: probe.hit !== undefined,
     })
-    if (!probe.hit) continue
-    const plan = planLink(req.digest, probe.hit, req.layer)
-    let blob: { blob?: string; blobFile?: string } | undefined
-    if (plan._tag === "Link") blob = { blob: plan.blob }
-    else if (plan._tag === "NeedBlob" && req.fetchBlob) {
-      blob = { blobFile: yield* req.fetchBlob(req.digest) }
-    }
+    answers.push({ pool: pool.dir, path: probe.path, hit: probe.hit })
+    plan = decide({ ...situation, answers })
+  }
+  if (plan._tag === "Link") {
+    const link = plan
+    const blob = link.blob._tag === "PoolBlob" ? { blob: link.blob.path } : { blobFile: yield* req.fetchBlob!(req.digest) }
+    // A TOC digest becomes a name only once the blob that will be linked proves it.
     let tocDigest: Digest | undefined
-    if (plan._tag !== "Refuse" && blob !== undefined) {
-      // A TOC digest becomes a name only once the blob that will be linked proves it.
-      const { claims, malformed } = tocClaimsOf(req.digest, annotations)
-      if (malformed) yield* ignored(malformed.value, "annotation", malformed.reason)
-      const poolToc = probe.hit.info?.tocDigest
-      const all: Array<TocClaim> = [...claims]
-      if (poolToc !== undefined && !claims.some((c) => c.digest === poolToc)) all.push({ digest: poolToc, from: "pool info" })
-      const file = blob.blob ?? blob.blobFile!
-      for (const c of all) {
-        const check = verifyTocOfFile(file, plan.facts.blobSize, plan.facts.compression, c)
-        if (check._tag === "Verified" && tocDigest === undefined) tocDigest = check.digest
-        else if (check._tag === "Unverified") yield* ignored(c.digest, c.from, `not checked against the blob: ${check.reason}`)
-        else yield* ignored(c.digest, c.from, `the layer already has the TOC digest ${tocDigest}`)
-      }
-      const taken = tocDigest === undefined ? undefined : store.aliasTaken(tocDigest, req.digest)
-      if (taken !== undefined) {
-        yield* ignored(tocDigest!, "alias", taken)
-        tocDigest = undefined
-      }
+    const { claims, malformed } = tocClaimsOf(req.digest, annotations)
+    if (malformed) yield* ignored(malformed.value, "annotation", malformed.reason)
+    const poolToc = link.hit.info?.tocDigest
+    const all: Array<TocClaim> = [...claims]
+    if (poolToc !== undefined && !claims.some((c) => c.digest === poolToc)) all.push({ digest: poolToc, from: "pool info" })
+    const file = blob.blob ?? blob.blobFile!
+    for (const c of all) {
+      const check = verifyTocOfFile(file, link.facts.blobSize, link.facts.compression, c)
+      if (check._tag === "Verified" && tocDigest === undefined) tocDigest = check.digest
+      else if (check._tag === "Unverified") yield* ignored(c.digest, c.from, `not checked against the blob: ${check.reason}`)
+      else yield* ignored(c.digest, c.from, `the layer already has the TOC digest ${tocDigest}`)
     }
-    if (plan._tag === "Refuse" || blob === undefined) {
-      const reason = plan._tag === "Refuse" ? plan.reason : "the pool has no blob and no registry to fetch it from"
-      refused.push({ pool: pool.dir, reason })
-      yield* journal.emit({ _tag: "LinkRefused", layer: req.digest, pool: pool.dir, path: probe.path, reason })
-      continue
+    const taken = tocDigest === undefined ? undefined : store.aliasTaken(tocDigest, req.digest)
+    if (taken !== undefined) {
+      yield* ignored(tocDigest!, "alias", taken)
+      tocDigest = undefined
     }
-    const facts = { ...plan.facts, tocDigest }
+    const facts = { ...link.facts, tocDigest }
     // Linked now, named by the ref a moment later: pinned in between, or gc could remove it
     // (store/Pins.ts). A pull (indexRef false) holds its own pin until it names its layers.
-    const hit = probe.hit
     const linkAndIndex = Effect.gen(function*() {
       if (req.indexRef !== false) yield* (yield* acquirePin(store.paths.alsDir)).add(req.digest)
-      const linked = yield* store.link(facts, { diff: hit.diff, ...blob }, {
+      const linked = yield* store.link(facts, { diff: link.hit.diff, ...blob }, {
         announce: journal.emitAll([
-          { _tag: "LayerLinked", layer: req.digest, pool: pool.dir, poolPath: probe.path },
+          { _tag: "LayerLinked", layer: req.digest, pool: link.pool, poolPath: link.poolPath },
           {
             _tag: "LayerCommitted",
             layer: req.digest,
@@ -143,7 +150,7 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
             blobSize: facts.blobSize,
             ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
             source: "link",
-            pool: pool.dir,
+            pool: link.pool,
           },
         ]),
         retract: (why) =>
@@ -158,8 +165,8 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
       return {
         _tag: "Linked",
         path: linked.path,
-        pool: pool.dir,
-        poolPath: probe.path,
+        pool: link.pool,
+        poolPath: link.poolPath,
         tocDigest,
       } as LookupResult
     })
@@ -167,5 +174,6 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
   }
 
   yield* journal.emit({ _tag: "LayerMissing", layer: req.digest })
-  return { _tag: "Missing", refused } as LookupResult
+  const refused = plan._tag === "UseStored" ? [] : plan.refused
+  return { _tag: "Missing", refused: refused.map((r) => ({ pool: r.pool, reason: r.reason })) } as LookupResult
 })
