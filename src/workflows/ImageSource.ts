@@ -10,6 +10,8 @@ import type { Event } from "../events/Events.ts"
 import type { Platform } from "../domain/Platform.ts"
 import { formatReference, parseReference, type Reference, referenceName } from "../domain/Reference.ts"
 import { RegistryClient } from "../registry/RegistryClient.ts"
+import type { RegistryError } from "../registry/RegistryError.ts"
+import type { SourceError } from "../sources/SourceError.ts"
 
 export interface SourceImage {
   /** the digest the name resolved to first (an index for multi-arch images) */
@@ -45,14 +47,17 @@ export interface SourceBlob {
   readonly timeoutMs?: number | undefined
 }
 
+/** What a source fails with: the registry's errors, or a local layout's or archive's. */
+export type ImageSourceError = RegistryError | SourceError
+
 export interface ImageSource {
   /** the `:ref` name podman will look the layers up under */
   readonly name: string
   /** how the user wrote it, for messages */
   readonly display: string
-  readonly resolve: (platform: Platform) => Effect.Effect<SourceImage, unknown>
+  readonly resolve: (platform: Platform) => Effect.Effect<SourceImage, ImageSourceError>
   /** `length`: only that many bytes from `offset` (a bounded Range request; sources that ignore it give more) */
-  readonly blob: (digest: Digest, opts?: { readonly offset?: number; readonly length?: number }) => Effect.Effect<SourceBlob, unknown>
+  readonly blob: (digest: Digest, opts?: { readonly offset?: number; readonly length?: number }) => Effect.Effect<SourceBlob, ImageSourceError>
   /** further `:ref` names to index once resolved (e.g. the name pinned to its digest) */
   readonly aliases: (image: SourceImage) => ReadonlyArray<string>
 }

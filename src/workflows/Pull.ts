@@ -11,13 +11,17 @@ import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { storedFacts } from "../domain/LayerInfo.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import type { FailureReason } from "../events/Events.ts"
+import { LogIoError } from "../events/LogErrors.ts"
+import { LayerIoError, LayerRejected } from "../extract/errors.ts"
+import { RegistryError } from "../registry/RegistryError.ts"
+import { SourceError } from "../sources/SourceError.ts"
 import { Journal, Reporter } from "../events/Journal.ts"
 import { ingestLayer } from "../extract/LayerIngest.ts"
 import type { Pool } from "../pool/Pool.ts"
 import { saveBlob } from "../store/BlobFile.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
-import { type ImageSource, manifestResolved } from "./ImageSource.ts"
+import { type ImageSource, type ImageSourceError, manifestResolved } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
 import { resumableBlob } from "./ResumableBlob.ts"
 import { withLayerLock } from "../store/LayerLock.ts"
@@ -46,12 +50,25 @@ export class PullError extends Data.TaggedError("PullError")<{ readonly ref: str
   }
 }
 
+/**
+ * The failures that carry a closed code of their own (the sources', ingest's, the log's): the
+ * code `als log --stats` counts them by. A store I/O error is counted as one kind, whatever errno.
+ */
+export type CodedFailure = ImageSourceError | LayerRejected | LayerIoError | LogIoError
+
+const coded = (e: unknown): e is CodedFailure =>
+  e instanceof RegistryError || e instanceof SourceError || e instanceof LayerRejected || e instanceof LayerIoError ||
+  e instanceof LogIoError
+
+/** One line for the log and the user: a code for `als log --stats`, and the message. */
 export const failureReason = (e: unknown): FailureReason => {
-  const err = (e instanceof LayerFailure ? e.cause : e) as { _tag?: string; code?: string; message?: string }
-  return {
-    code: err?.code && err._tag !== "StoreIoError" ? err.code : err?._tag ?? "Unknown",
-    message: err?.message ?? String(e),
-  }
+  const err = e instanceof LayerFailure ? e.cause : e
+  if (coded(err)) return { code: err.code, message: err.message }
+  if (!(err instanceof Error)) return { code: "Unknown", message: String(e) }
+  // any other typed error (StoreIoError among them) by its tag; an error from node by its errno name
+  const tag = (err as { readonly _tag?: unknown })._tag
+  const errno = (err as NodeJS.ErrnoException).code
+  return { code: typeof tag === "string" ? tag : errno || "Unknown", message: err.message }
 }
 
 interface Tally {
