@@ -51,6 +51,12 @@ const timeout = Options.integer("timeout").pipe(
 
 const DEFAULT_LOOKUP_TIMEOUT_S = 300
 
+/**
+ * How long pulls in flight at SIGTERM/SIGINT may still finish before they are cancelled. bin/als.ts
+ * ends any clean-up after 5 s: the grace leaves time to cancel (remove staging) and write the log.
+ */
+const STOP_GRACE_MS = 2_000
+
 // lazy pulling (src/lazy): on by default (issue 14); --lazy=false pulls every layer whole before answering
 const lazy = Options.choice("lazy", ["true", "false"]).pipe(
   Options.withDescription(
@@ -131,7 +137,18 @@ export const serveCommand = Command.make(
           try: () => startSession({ mountpoint: mnt, handler }),
           catch: (e) => new UsageError({ message: `cannot mount ${mnt}: ${(e as Error).message}` }),
         }),
-        (s) => Effect.promise(() => (s.unmount(), resolver.flush())),
+        // stopping: no new pulls; running ones finish within the grace or are cancelled (staging,
+        // locks and pins released, PullFailed "interrupted"), lookups waiting on them are answered,
+        // then the mount goes and the last events are written
+        (s) =>
+          Effect.promise(async () => {
+            const r = await resolver.stop(Math.min(timeoutS * 1000, STOP_GRACE_MS))
+            if (r.finished + r.interrupted > 0) {
+              process.stderr.write(`als serve: pulls in flight at stop: ${r.finished} finished, ${r.interrupted} cancelled\n`)
+            }
+            s.unmount()
+            await resolver.flush()
+          }),
       )
       endsBySignal()
       yield* errLine(

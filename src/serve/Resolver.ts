@@ -13,7 +13,7 @@
  *   itself); the acquisition goes on, so the next lookup finds the layer. A failure is an event
  *   (PullFailed with the layer) and is never remembered: the next lookup tries again.
  */
-import { Cause, Data, Effect, Runtime } from "effect"
+import { Cause, Data, Effect, Fiber, Runtime } from "effect"
 import * as fsSync from "node:fs"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
@@ -179,10 +179,15 @@ export const makeResolver = (opts: ResolverOptions) =>
 
     const inflight = new Map<string, Promise<ServedLayer | undefined>>()
 
+    // acquisitions running now, to let them finish or interrupt them when serve stops
+    const fibers = new Map<string, Fiber.RuntimeFiber<ServedLayer | undefined, unknown>>()
+    let stopping = false
+
     const acquire = (ref: string, key: Digest): Promise<ServedLayer | undefined> => {
       const running = inflight.get(key)
       if (running) return running
-      const p = run(journal.workflow(Effect.gen(function*() {
+      if (stopping) return Promise.resolve(undefined)
+      const fiber = Runtime.runFork(runtime)(journal.workflow(Effect.gen(function*() {
         const { source, image } = yield* Effect.tryPromise({ try: () => resolveImage(ref, Date.now()), catch: unwrap })
         const layer = image.layers.find((l) => l.digest === key || l.tocDigest === key)
         if (!layer) return yield* new LayerNotInImage({ ref, key })
@@ -198,7 +203,21 @@ export const makeResolver = (opts: ResolverOptions) =>
       }).pipe(
         // every failure is an event: the manifest, the layer's absence, the pull
         Effect.tapError((e) => journal.emit({ _tag: "PullFailed", ref, layer: key, reason: failureReason(e) }).pipe(Effect.ignore)),
+        // serve stopped (SIGTERM/SIGINT) first: the pull's scopes removed its staging, lock and pin
+        Effect.onInterrupt(() =>
+          journal.emit({
+            _tag: "PullFailed",
+            ref,
+            layer: key,
+            reason: { code: "interrupted", message: "als serve was stopped (SIGTERM or SIGINT) before the layer was in the store" },
+          }).pipe(Effect.ignore)
+        ),
       )))
+      fibers.set(key, fiber)
+      fiber.addObserver(() => {
+        if (fibers.get(key) === fiber) fibers.delete(key)
+      })
+      const p = Effect.runPromise(Fiber.join(fiber))
       inflight.set(key, p)
       const done = () => {
         if (inflight.get(key) === p) inflight.delete(key)
@@ -264,7 +283,25 @@ export const makeResolver = (opts: ResolverOptions) =>
       return background.then(() => undefined)
     }
 
-    return { resolve, stored, used, flush } as const
+    /**
+     * Serve is stopping: no new acquisition starts (a lookup of a missing layer is answered "not
+     * here" at once); those running get `graceMs` to finish, then are interrupted and awaited
+     * (their staging, locks and pins are released, PullFailed "interrupted" is logged).
+     */
+    const stop = async (graceMs: number): Promise<{ readonly finished: number; readonly interrupted: number }> => {
+      stopping = true
+      const running = [...fibers.values()]
+      if (running.length === 0) return { finished: 0, interrupted: 0 }
+      const settled = Promise.allSettled(running.map((f) => Effect.runPromise(Fiber.await(f))))
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, graceMs)))])
+      clearTimeout(timer)
+      const left = [...fibers.values()]
+      if (left.length > 0) await Effect.runPromise(Fiber.interruptAll(left))
+      return { finished: running.length - left.length, interrupted: left.length }
+    }
+
+    return { resolve, stored, used, flush, stop } as const
   })
 
 export type Resolver = Effect.Effect.Success<ReturnType<typeof makeResolver>>
