@@ -169,7 +169,8 @@ export const serveCommand = Command.make(
 ).pipe(Command.withDescription(
   "Mount the store as a FUSE filesystem that podman drives itself: a lookup of a layer the store lacks pulls it\n" +
     "(lookup → pool → link → pull) before answering, and podman's use/release notifications are counted\n" +
-    "(LayerAcquired / LayerReleased events). Serves until SIGTERM or SIGINT, then unmounts and exits 0.\n\n" +
+    "(LayerAcquired / LayerReleased events). Serves until SIGTERM or SIGINT: pulls in flight get 2 s to finish, then are\n" +
+    "cancelled (PullFailed interrupted); then it unmounts and exits 0. At start, uses counted by a killed server are released.\n\n" +
     "  MOUNTPOINT/<base64(ref)>/<digest or TOC digest>/{diff,info,blob}   (symlinks into the store)\n" +
     "  MOUNTPOINT/<digest>/…, MOUNTPOINT/.pool/<b64(k=v)>/…/rootfs.<digest>/…\n\n" +
     "Layers that carry a TOC (zstd:chunked, eStargz) are served lazily by default: the lookup returns once the TOC is\n" +
