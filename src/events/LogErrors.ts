@@ -1,19 +1,14 @@
 /** What can go wrong with the event log. Each carries its data and says what to do. */
 import { Schema } from "effect"
+import { IoFailureFields, ioFailureFields, ioHint } from "../domain/IoFailure.ts"
 
 /** A read, write, sync or lock operation on the log file failed. */
-export class LogIoError extends Schema.TaggedError<LogIoError>()("LogIoError", {
-  op: Schema.String,
-  path: Schema.String,
-  code: Schema.String,
-  detail: Schema.String,
-}) {
+export class LogIoError extends Schema.TaggedError<LogIoError>()("LogIoError", IoFailureFields) {
   override get message() {
-    const hint = this.code === "ENOSPC" || this.code === "EDQUOT"
-      ? " The disk is full: free space and retry; the log keeps only whole frames."
-      : this.code === "EACCES" || this.code === "EPERM" || this.code === "EROFS"
-      ? " Check that you may write to the store's .als directory."
-      : ""
+    const hint = ioHint(this.code, {
+      full: " The disk is full: free space and retry; the log keeps only whole frames.",
+      access: " Check that you may write to the store's .als directory.",
+    })
     return `event log: cannot ${this.op} ${this.path}: ${this.detail}.${hint}`
   }
 }
@@ -68,7 +63,4 @@ export const LogError = Schema.Union(LogIoError, LogCorrupt, LogDecodeError, Log
 export const isLogError = (u: unknown): u is LogError =>
   u instanceof LogIoError || u instanceof LogCorrupt || u instanceof LogDecodeError || u instanceof LogLocked
 
-export const logIoError = (op: string, path: string, e: unknown): LogIoError => {
-  const err = e as NodeJS.ErrnoException | undefined
-  return new LogIoError({ op, path, code: err?.code ?? "EIO", detail: err?.message ?? String(e) })
-}
+export const logIoError = (op: string, path: string, e: unknown): LogIoError => new LogIoError(ioFailureFields(op, path, e))

@@ -1,28 +1,15 @@
 import { Schema } from "effect"
+import { IoFailureFields, ioFailureFields, ioHint } from "../domain/IoFailure.ts"
 
 /** A local filesystem operation on the store failed. */
-export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoError", {
-  op: Schema.String,
-  path: Schema.String,
-  code: Schema.String,
-  detail: Schema.String,
-}) {
+export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoError", IoFailureFields) {
   override get message() {
-    const hint = this.code === "ENOSPC" || this.code === "EDQUOT"
-      ? " The disk holding the store is full: free space (e.g. `als gc`) and retry; nothing partial was kept."
-      : this.code === "EACCES" || this.code === "EPERM" || this.code === "EROFS"
-      ? " Check that you may write to the store (run as root, or pick another --root)."
-      : ""
+    const hint = ioHint(this.code, {
+      full: " The disk holding the store is full: free space (e.g. `als gc`) and retry; nothing partial was kept.",
+      access: " Check that you may write to the store (run as root, or pick another --root).",
+    })
     return `cannot ${this.op} ${this.path}: ${this.detail}.${hint}`
   }
 }
 
-export const ioError = (op: string, p: string) => (e: unknown): StoreIoError => {
-  const err = e as NodeJS.ErrnoException
-  return new StoreIoError({
-    op,
-    path: p,
-    code: err?.code ?? "EIO",
-    detail: err?.message ?? String(e),
-  })
-}
+export const ioError = (op: string, p: string) => (e: unknown): StoreIoError => new StoreIoError(ioFailureFields(op, p, e))
