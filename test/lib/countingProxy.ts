@@ -38,6 +38,8 @@ export interface CountingProxy {
   clearFlips(): Promise<void>
   /** answers every request with 503 from now on (a registry gone) */
   goAway(): Promise<void>
+  /** accepts every request from now on and never answers it (a registry that hangs) */
+  hang(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -47,6 +49,7 @@ const serveProxy = (upstream: string) => {
   const requests: ProxiedRequest[] = []
   let flip: { match: (r: { path: string; range: string | undefined }) => boolean; at: number; times: number } | undefined
   let gone = false
+  let hanging = false
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -56,6 +59,10 @@ const serveProxy = (upstream: string) => {
       const path = u.pathname + u.search
       const range = req.headers.get("range") ?? undefined
       if (u.pathname.startsWith("/__proxy/")) return control(u, req)
+      if (hanging) {
+        requests.push({ method: req.method, path, range, status: 0, sent: 0, flipped: false })
+        return new Promise<Response>(() => {})
+      }
       if (gone) {
         requests.push({ method: req.method, path, range, status: 503, sent: 0, flipped: false })
         return new Response("gone", { status: 503 })
@@ -122,6 +129,9 @@ const serveProxy = (upstream: string) => {
       case "/__proxy/gone":
         gone = true
         return Response.json({ ok: true })
+      case "/__proxy/hang":
+        hanging = true
+        return Response.json({ ok: true })
       default:
         return new Response("no", { status: 404 })
     }
@@ -157,6 +167,9 @@ export const startCountingProxy = async (upstream: string): Promise<CountingProx
     },
     goAway: async () => {
       await fetch(`${url}/__proxy/gone`)
+    },
+    hang: async () => {
+      await fetch(`${url}/__proxy/hang`)
     },
     stop: async () => {
       proc.kill()
