@@ -1,10 +1,11 @@
 /**
- * `als serve --lazy`: the layer supply in front of the resolver. A lookup of a layer the store
+ * `als serve` (lazy by default; `--lazy=false` leaves it out): the layer supply in front of the resolver. A lookup of a layer the store
  * lacks, under a ref, whose descriptor carries a TOC annotation (zstd:chunked, eStargz) is
  * answered as soon as the TOC is fetched by range and verified against the TOC digest: the
  * layer directory then serves `diff` from the TOC (LazyFs.ts). Meanwhile the ordinary pull of
  * the layer (the resolver's one shared acquisition: fetch, verify digest and DiffID, commit)
- * runs in the background, after `completionDelayMs`; once committed, new lookups get the
+ * runs in the background, after `completionDelayMs` and after the image's prefetch list (eStargz's
+ * landmark; Prefetch.ts) is in the chunk cache; once committed, new lookups get the
  * store's layer as always. A failed completion (a DiffID mismatch, a registry gone) drops the
  * lazy layer: the next lookup goes to the resolver, which answers ENOENT if the pull fails
  * again. Everything else (layers in the store, no TOC, no ref) is the resolver's.
