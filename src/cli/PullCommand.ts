@@ -3,15 +3,11 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import { formatPlatform } from "../domain/Platform.ts"
 import { Journal } from "../events/Journal.ts"
-import { storeLayer } from "../Layers.ts"
+import { podmanRegistryLayer, storeLayer } from "../Layers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
-import { Keychain } from "../registry/Keychain.ts"
-import { RegistryClient } from "../registry/RegistryClient.ts"
-import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfig.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { imageSourceFor } from "../sources/Sources.ts"
-import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { pullImage } from "../workflows/Pull.ts"
 import { withRecording } from "../replay/Record.ts"
 import * as opt from "./options.ts"
@@ -97,38 +93,34 @@ export const certDir = Options.text("cert-dir").pipe(
   Options.optional,
 )
 
-/** The registry client as the flags ask for it. */
+/**
+ * The registry client as the flags ask for it, over `transport`, reaching registries as podman
+ * does (registries.conf, certs.d: src/Layers.ts podmanRegistryLayer).
+ */
 export const registryLayer = (
   a: {
     tlsVerify: boolean
     creds: Option.Option<string>
     authfile: Option.Option<string>
     timeout?: Option.Option<number>
-    insecureHosts?: ReadonlyArray<string>
-    credsFor?: (registry: string) => boolean
+    certDir: Option.Option<string>
     json?: boolean
     quiet?: boolean
   },
   transport: Layer.Layer<RegistryTransport> = RegistryTransport.Live,
 ) =>
-  // `--creds USER` asks for the password here (als serve); als pull has asked before anything
-  Layer.unwrapEffect(Effect.map(completeCreds(a.creds), (credsGiven) =>
-  RegistryClient.Default.pipe(
-    Layer.provide(Layer.mergeAll(
-      transport,
-      Keychain.layer({ creds: Option.getOrUndefined(credsGiven), authfile: Option.getOrUndefined(a.authfile), credsFor: a.credsFor }),
-      Layer.succeed(RegistryConfig, {
-        ...defaultRegistryConfig,
-        tlsVerify: a.tlsVerify,
-        insecureHosts: a.insecureHosts ?? [],
-        ...Option.match(a.timeout ?? Option.none(), {
-          onNone: () => ({}),
-          onSome: (s: number) => ({ requestTimeoutMs: s * 1000, stallTimeoutMs: s * 1000 }),
-        }),
-        ...registryNotices(a.json === true, a.quiet === true),
-      }),
-    )),
-  )))
+  podmanRegistryLayer(
+    Option.getOrUndefined(a.certDir),
+    transport,
+    // `--creds USER` asks for the password here (als serve); als pull has asked before anything
+    Effect.map(completeCreds(a.creds), (credsGiven) => ({
+      tlsVerify: a.tlsVerify,
+      creds: Option.getOrUndefined(credsGiven),
+      authfile: Option.getOrUndefined(a.authfile),
+      timeoutS: Option.getOrUndefined(a.timeout ?? Option.none()),
+      config: registryNotices(a.json === true, a.quiet === true),
+    })),
+  )
 
 const reporterFor = (json: boolean, quiet: boolean) =>
   json ? ReporterJson : quiet ? ReporterQuiet : process.stderr.isTTY ? ReporterTty : ReporterPlain
@@ -177,7 +169,7 @@ export const pullCommand = Command.make(
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), seams.reporter(reporterFor(a.json, a.quiet)), seams.ids),
         // registries.conf and certs.d, as podman reads them (src/config)
-        withPodmanRegistries(a.certDir, seams.transport, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
+        registryLayer(a, seams.transport),
       )),
       // another process's lock on a layer is waited for 30 × --timeout (store/LayerLock.ts)
       Effect.provideService(LayerLockWait, lockWaitFor(Option.getOrUndefined(a.timeout))),

@@ -21,7 +21,6 @@ import { errLine } from "./errLine.ts"
 import { endsBySignal } from "./exit.ts"
 import * as opt from "./options.ts"
 import { authfile, certDir, creds, registryLayer, tlsVerify } from "./PullCommand.ts"
-import { withPodmanRegistries } from "../config/PodmanRegistries.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { UsageError } from "../domain/UsageError.ts"
 
@@ -163,7 +162,7 @@ export const serveCommand = Command.make(
       Effect.provide(Layer.merge(
         storeLayer(opt.resolveRoot(a.root), ReporterSilent),
         // registries.conf and certs.d, as podman reads them (src/config)
-        withPodmanRegistries(a.certDir, RegistryTransport.Live, (t, insecureHosts, credsFor) => registryLayer({ ...a, insecureHosts, credsFor }, t)),
+        registryLayer(a, RegistryTransport.Live),
       )),
     ),
 ).pipe(Command.withDescription(

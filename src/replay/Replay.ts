@@ -17,10 +17,8 @@ import { parseLayerInfo } from "../domain/LayerInfo.ts"
 import { detectHostPlatform, parsePlatform, type Platform } from "../domain/Platform.ts"
 import type { LogEntry } from "../events/EventLog.ts"
 import { Journal, ReporterSilent } from "../events/Journal.ts"
-import { storeLayer } from "../Layers.ts"
+import { registryClientLayer, storeLayer } from "../Layers.ts"
 import { Keychain } from "../registry/Keychain.ts"
-import { RegistryClient } from "../registry/RegistryClient.ts"
-import { defaultRegistryConfig, RegistryConfig } from "../registry/RegistryConfig.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { imageSourceFor } from "../sources/Sources.ts"
 import { LayerStore } from "../store/LayerStore.ts"
@@ -164,12 +162,10 @@ export const replayRecording = (dir: string, opts: ReplayOptions = {}) =>
       const ids = replayIds(rec.inputs.ids)
       const entries: Array<LogEntry> = []
       const o = rec.manifest.options
-      const registry = RegistryClient.Default.pipe(
-        Layer.provide(Layer.mergeAll(
-          Layer.succeed(RegistryTransport, { fetch: transport.fetch }),
-          replayKeychain(rec),
-          Layer.succeed(RegistryConfig, { ...defaultRegistryConfig, tlsVerify: o.tlsVerify }),
-        )),
+      const registry = registryClientLayer(
+        Layer.succeed(RegistryTransport, { fetch: transport.fetch }),
+        replayKeychain(rec),
+        { tlsVerify: o.tlsVerify },
       )
       const layers = Layer.merge(storeLayer(root, capturingReporter(ReporterSilent, entries), ids.layer), registry)
       const pull = Effect.gen(function*() {
