@@ -5,9 +5,11 @@
 //   bun run bench                       full run: 4 images × 5 rounds, lookup, log; writes BENCHMARKS.md
 //   bun run bench --rounds 3            fewer rounds
 //   bun run bench --quick               one small image, one round, fewer lookups and events; prints only
+//   every pull round also times each stage of a pull alone on the same blobs (bench/PipelineLimit.ts)
 //   options: --only pull,lookup,log,serve,lazy   --out FILE   --no-write   --dir DIR (parent of the runs' dirs)
 //            --events N (log)   --lookup-runs N
-//            --images debian-gzip,debian-zstd,small-50k,large-1g (a subset of the full run's images)
+//            --images debian-gzip,debian-zstd,small-50k,large-1g,small-900 (a subset of the full run's images)
+//            --no-stages (skip the pipeline-limit stages)
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { join, resolve } from "node:path"
@@ -27,11 +29,12 @@ import { buildFloor, lookupBench, type LookupBenchResult } from "./LookupBench.t
 import { describeMachine } from "./lib/Machine.ts"
 import { isRoot, loadAverage, median } from "./lib/Measure.ts"
 import { type BenchResults, renderReport, writeReport } from "./lib/Report.ts"
+import { type BenchBlob, prepareStages, type StageFiles, stageRound, type StageRun } from "./PipelineLimit.ts"
 import { alsPullOnce, type BenchImage, type PullContext, pullRound, type PullRun } from "./PullBench.ts"
 import { renderServe, serveBench, serveImages } from "./ServeBench.ts"
 import { lazyBench, renderLazy } from "./LazyBench.ts"
 
-const IMAGE_NAMES = ["debian-gzip", "debian-zstd", "small-50k", "large-1g"]
+const IMAGE_NAMES = ["debian-gzip", "debian-zstd", "small-50k", "large-1g", "small-900"]
 
 interface Options {
   readonly quick: boolean
@@ -43,10 +46,12 @@ interface Options {
   readonly lookupRuns: number
   /** the full run's images to pull (default all) */
   readonly images: ReadonlySet<string> | undefined
+  /** time each stage of a pull alone (the pipeline limit) */
+  readonly stages: boolean
 }
 
 const usage = (msg: string): never => {
-  process.stderr.write(`bench: ${msg}\nusage: bun run bench [--quick] [--rounds N] [--only pull,lookup,log,serve,lazy] [--out FILE | --no-write] [--dir DIR] [--events N] [--lookup-runs N] [--images a,b]\n`)
+  process.stderr.write(`bench: ${msg}\nusage: bun run bench [--quick] [--rounds N] [--only pull,lookup,log,serve,lazy] [--out FILE | --no-write] [--dir DIR] [--events N] [--lookup-runs N] [--images a,b] [--no-stages]\n`)
   process.exit(2)
 }
 
@@ -59,6 +64,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   let events: number | undefined
   let lookupRuns: number | undefined
   let images: string | undefined
+  let stages = true
   const num = (v: string | undefined, name: string) => {
     const n = Number(v)
     return Number.isInteger(n) && n > 0 ? n : usage(`${name} needs a positive integer`)
@@ -75,6 +81,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     else if (a === "--events") events = num(v(), a)
     else if (a === "--lookup-runs") lookupRuns = num(v(), a)
     else if (a === "--images") images = v()
+    else if (a === "--no-stages") stages = false
     else usage(`unknown argument ${a}`)
   }
   const all = ["pull", "lookup", "log", "serve", "lazy"] as const
@@ -91,6 +98,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     dir,
     events: events ?? (quick ? 100_000 : 1_000_000),
     lookupRuns: lookupRuns ?? (quick ? 15 : 50),
+    stages,
     images: images === undefined ? undefined : new Set(images.split(",").map((i) => (IMAGE_NAMES.includes(i) ? i : usage(`--images: unknown image ${i} (${IMAGE_NAMES.join(", ")})`)))),
   }
 }
@@ -109,7 +117,7 @@ const pushBench = async (
   name: string,
   description: string,
   compress: Compression = "gzip",
-): Promise<BenchImage & { readonly firstLayer: string }> => {
+): Promise<BenchImage & { readonly firstLayer: string; readonly blobs: ReadonlyArray<BenchBlob> }> => {
   log(`pushing ${name}`)
   const pushed = await push(img, registry.host, `bench/${name}`, "1", { compress })
   return {
@@ -120,6 +128,7 @@ const pushBench = async (
     compressedBytes: pushed.layers.reduce((a, l) => a + l.size, 0),
     zstd: compress.startsWith("zstd"),
     firstLayer: pushed.layers[0]!.digest,
+    blobs: pushed.layers.map((l) => ({ digest: l.digest, size: l.size, compression: l.mediaType.includes("zstd") ? "zstd" as const : "gzip" as const })),
   }
 }
 
@@ -149,7 +158,7 @@ const main = async (): Promise<void> => {
     registry = await startRegistry()
 
     // ---- images
-    const images: Array<BenchImage & { readonly firstLayer: string }> = []
+    const images: Array<BenchImage & { readonly firstLayer: string; readonly blobs: ReadonlyArray<BenchBlob> }> = []
     let tinyLayers: (BenchImage & { readonly firstLayer: string }) | undefined
     if (opts.quick) {
       log("building (or reading from the cache) the quick image")
@@ -169,6 +178,11 @@ const main = async (): Promise<void> => {
         const small = await buildManySmallFilesImage({ files: 50_000, layers: 4 })
         images.push(await pushBench(registry, small, "small-50k", "50,000 small files (≤ 4 KiB) in 4 gzip layers, hardlinks, symlinks, xattrs, whiteouts"))
       }
+      if (wanted("small-900")) {
+        // about 1 MB: a small image, where start-up and per-command costs show
+        const tiny = await buildManySmallFilesImage({ files: 900, layers: 3, maxFileSize: 2048 })
+        images.push(await pushBench(registry, tiny, "small-900", "900 small files (≤ 2 KiB) in 3 gzip layers, hardlinks, symlinks, xattrs, whiteouts (≈ 1 MB)"))
+      }
       if (wanted("large-1g")) {
         const large = await buildLargeImage()
         images.push(await pushBench(registry, large, "large-1g", "2 layers of 500 MiB: one random file (incompressible), one text file (≈ 4:1), gzip"))
@@ -179,12 +193,23 @@ const main = async (): Promise<void> => {
 
     // ---- pulls: round after round, every image in each round, the tools taking turns
     const runs: PullRun[] = []
+    const stageRuns: StageRun[] = []
+    const stageFiles = new Map<string, StageFiles>()
+    if (opts.sections.has("pull") && opts.stages) {
+      for (const image of images) {
+        checkInterrupted()
+        log(`stages: fetching and decompressing the blobs of ${image.name} once`)
+        stageFiles.set(image.name, await prepareStages(join(workDir, "stage-files", image.name), image, image.blobs))
+      }
+    }
     let rssSmallLayers: BenchResults["rssSmallLayers"]
     if (opts.sections.has("pull")) {
       for (let round = 0; round < opts.rounds; round++) {
         for (const image of images) {
           checkInterrupted()
           runs.push(...(await pullRound(ctx, image, round)))
+          const files = stageFiles.get(image.name)
+          if (files) stageRuns.push(...(await stageRound(ctx, image, files, round)))
         }
         log(`round ${round + 1}/${opts.rounds} done; load average ${loadAverage()}`)
       }
@@ -235,6 +260,7 @@ const main = async (): Promise<void> => {
       cachesDropped: ctx.cachesDropped,
       images: opts.sections.has("pull") ? images : [],
       runs,
+      stageRuns,
       ...(rssSmallLayers ? { rssSmallLayers } : {}),
       ...(lookup ? { lookup } : {}),
       ...(logRate ? { log: logRate } : {}),

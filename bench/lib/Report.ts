@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import type { LogRateResult } from "../LogRate.ts"
 import type { LookupBenchResult, StartupStats } from "../LookupBench.ts"
+import { roundLimit, STAGES, type StageRun } from "../PipelineLimit.ts"
 import type { BenchImage, PullRun, Tool } from "../PullBench.ts"
 import type { Machine } from "./Machine.ts"
 import { median, pairedRatio } from "./Measure.ts"
@@ -23,6 +24,12 @@ export interface Targets {
 
 export const TARGETS: Targets = { pullRatio: 1.0, pullRatioAim: 0.8, rssMiB: 150, storeRatio: 0.2, lookupMs: 60, foldPerSec: 500_000 }
 
+/** Issue 16: als / podman wall per image (by name prefix), als / pipeline limit, the 1 MB image. */
+export const PIPELINE_TARGETS = {
+  podmanRatio: [["debian", 0.4], ["small-50k", 0.45], ["large-1g", 0.5], ["small-900", 0.5]] as ReadonlyArray<readonly [string, number]>,
+  limitRatio: 1.5,
+}
+
 export interface BenchResults {
   readonly date: string
   readonly command: string
@@ -34,6 +41,8 @@ export interface BenchResults {
   readonly cachesDropped: boolean
   readonly images: ReadonlyArray<BenchImage>
   readonly runs: ReadonlyArray<PullRun>
+  /** each stage of a pull alone, same rounds and blobs (bench/PipelineLimit.ts) */
+  readonly stageRuns?: ReadonlyArray<StageRun>
   /** als pull's peak RSS (MiB, median) on an image with tiny layers: RSS must not follow layer size */
   readonly rssSmallLayers?: { readonly image: BenchImage; readonly rssMiB: number }
   readonly lookup?: LookupBenchResult
@@ -124,6 +133,28 @@ const summary = (res: BenchResults): string => {
       verdict(worstStore <= TARGETS.storeRatio),
     ])
   }
+  if (res.images.length > 0) {
+    const per = res.images.map((i) => ({ i, r: imageRatios(res, i.name) }))
+    const podmanTargets = per.flatMap((p) => {
+      const t = PIPELINE_TARGETS.podmanRatio.find(([prefix]) => p.i.name.startsWith(prefix))
+      return t ? [{ ...p, t: t[1] }] : []
+    })
+    if (podmanTargets.length > 0) {
+      rows.push([
+        "issue 16: `als pull` / `podman pull` wall ≤ 0.40× debian, 0.45× small-50k, 0.50× large-1g, 0.50× the 1 MB image (small-900)",
+        podmanTargets.map((p) => `${p.i.name} ${ratio(p.r.alsVsPodman)} (≤ ${p.t.toFixed(2)})`).join(", "),
+        verdict(podmanTargets.every((p) => p.r.alsVsPodman <= p.t)),
+      ])
+    }
+    if (res.stageRuns && res.stageRuns.length > 0) {
+      const lim = res.images.map((i) => ({ i, r: limitRatio(res, i.name) }))
+      rows.push([
+        `issue 16: \`als pull\` / pipeline limit (its slowest stage alone) ≤ ${PIPELINE_TARGETS.limitRatio}×`,
+        lim.map((p) => `${p.i.name} ${ratio(p.r)}`).join(", "),
+        verdict(lim.every((p) => p.r <= PIPELINE_TARGETS.limitRatio)),
+      ])
+    }
+  }
   if (res.lookup) {
     rows.push([
       `compiled \`als lookup\`, whole process ≤ ${TARGETS.lookupMs} ms`,
@@ -175,6 +206,33 @@ const pullTables = (res: BenchResults): string => {
   return out.join("\n")
 }
 
+/** Median over rounds of als's wall over the round's slowest stage. */
+export const limitRatio = (res: BenchResults, image: string): number => {
+  const als = perRound(res.runs, image, "als", res.rounds, (r) => r.pull.wall)
+  const limit = als.map((_, round) => roundLimit(res.stageRuns ?? [], image, round)?.wall)
+  return pairedRatio(als, limit)
+}
+
+const stageTable = (res: BenchResults): string => {
+  const runs = res.stageRuns ?? []
+  const rows: string[][] = []
+  for (const img of res.images) {
+    const med = (stage: string, f: (r: StageRun) => number) => median(runs.filter((r) => r.image === img.name && r.stage === stage).map(f))
+    if (!runs.some((r) => r.image === img.name)) continue
+    const limits = Array.from({ length: res.rounds }, (_, round) => roundLimit(runs, img.name, round)).filter((x) => x !== undefined)
+    const slowest = STAGES.map((s) => [s, limits.filter((l) => l.stage === s).length] as const).sort((a, b) => b[1] - a[1])[0]![0]
+    const als = median(defined(perRound(res.runs, img.name, "als", res.rounds, (r) => r.pull.wall)))
+    rows.push([
+      img.name,
+      ...STAGES.map((s) => `${f2(med(s, (r) => r.sample.wall))} (${f2(med(s, (r) => r.sample.cpu))})`),
+      `${f2(median(limits.map((l) => l.wall)))} (${slowest})`,
+      f2(als),
+      ratio(limitRatio(res, img.name)),
+    ])
+  }
+  return table(["image", "download s (CPU s)", "decompress s (CPU s)", "GNU tar -x + sync s (CPU s)", "limit s (slowest stage)", "als pull s", "als / limit"], rows)
+}
+
 const startupRow = (name: string, s: StartupStats) => [name, f1(s.wallMedian), f1(s.wallP90), f1(s.wallMin), f1(s.cpuMedian), String(s.runs)]
 
 const rawRuns = (res: BenchResults): string =>
@@ -210,6 +268,17 @@ export const renderReport = (res: BenchResults): string => {
     out.push(table(["image", "what", "layers", "compressed"], res.images.map((i) => [i.name, i.description, String(i.layers), sizeMB(i.compressedBytes)]), 2))
     out.push("")
     out.push(pullTables(res))
+    if (res.stageRuns && res.stageRuns.length > 0) {
+      out.push("")
+      out.push(
+        "Pipeline limit: each stage of a pull alone on the same blobs, in the same rounds, cache dropped, layers in parallel " +
+          "(download: curl from the registry to /dev/null; decompress: the faster of node:zlib and gzip/zstd -dc, to nowhere; " +
+          "GNU tar -xp of the decompressed layers, each into a fresh directory, then `sync -f`). Medians over rounds; " +
+          "als / limit is the median of the ratio within each round:",
+      )
+      out.push("")
+      out.push(stageTable(res))
+    }
     if (res.rssSmallLayers) {
       out.push("")
       out.push(`Peak RSS of \`als pull\` on ${res.rssSmallLayers.image.name} (${res.rssSmallLayers.image.description}): ${f1(res.rssSmallLayers.rssMiB)} MiB (median of 3).`)
