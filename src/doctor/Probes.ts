@@ -162,7 +162,12 @@ export const probeScratch = (root: string, sys: SyscallsApi | undefined, opaqueX
     return { xattr, whiteout, overlay }
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true })
-    fs.rmSync(mnt, { recursive: true, force: true })
+    // empty once unmounted; an overlay a failed umount left is never walked by a recursive removal
+    try {
+      fs.rmdirSync(mnt)
+    } catch {
+      // still mounted: left in place rather than emptied through the mount
+    }
   }
 }
 

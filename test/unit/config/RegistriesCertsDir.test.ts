@@ -1,14 +1,16 @@
 import { describe, expect, test } from "bun:test"
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { certsDirFor, certsHostPort, CertsDirError, readCertsDir } from "../../../src/config/CertsDir.ts"
 import { certsDirFetch } from "../../../src/config/TlsTransport.ts"
+import { tempDirs } from "../../lib/tempDirs.ts"
+
+const tmp = tempDirs()
 
 const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 const dirWith = (files: Record<string, string>) => {
-  const d = mkdtempSync(join(tmpdir(), "als-certsd-"))
+  const d = tmp("als-certsd-")
   for (const [name, text] of Object.entries(files)) writeFileSync(join(d, name), text)
   return d
 }
@@ -63,7 +65,7 @@ describe("reading a certs directory", () => {
 
 describe("the transport adds each host's material", () => {
   test("https requests to a host with a certs directory carry its CA (after the usual roots) and client pair; others pass unchanged", async () => {
-    const etc = mkdtempSync(join(tmpdir(), "als-certsd-etc-"))
+    const etc = tmp("als-certsd-etc-")
     mkdirSync(join(etc, "containers/certs.d/127.0.0.1:5443"), { recursive: true })
     writeFileSync(join(etc, "containers/certs.d/127.0.0.1:5443/ca.crt"), pem)
     writeFileSync(join(etc, "containers/certs.d/127.0.0.1:5443/c.cert"), "CERT")

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { stringify } from "smol-toml"
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { tempDirs } from "../../lib/tempDirs.ts"
 import { formatReference, parseReference } from "../../../src/domain/Reference.ts"
 import { credsFor, insecureHosts, pullSources } from "../../../src/config/PullSources.ts"
 import {
@@ -18,6 +18,8 @@ import {
 } from "../../../src/config/RegistriesConf.ts"
 import { readRegistriesConf, registriesConfPaths } from "../../../src/config/RegistriesConfFiles.ts"
 import { isShortName, resolveShortName, ShortNameError } from "../../../src/config/ShortNames.ts"
+
+const tmp = tempDirs()
 
 const conf = (text: string, file = "/etc/containers/registries.conf"): RegistriesConf =>
   finishConf(parseRegistriesConf(text, file, false), file, true)
@@ -202,7 +204,7 @@ describe("which files", () => {
   })
 
   test("read from disk: drop-ins in name order, only *.conf, recorded aliases win; a named file must exist", () => {
-    const dir = mkdtempSync(join(tmpdir(), "als-regconf-"))
+    const dir = tmp("als-regconf-")
     const dropDir = join(dir, "registries.conf.d")
     mkdirSync(dropDir)
     mkdirSync(join(dropDir, "sub.conf")) // a directory is not a drop-in

@@ -5,11 +5,12 @@
 
 import { afterAll, describe, expect, test } from "bun:test"
 import * as fs from "node:fs"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as P from "../../../src/fuse/Protocol.ts"
 import { isFuseMount, type Session, startSession } from "../../../src/fuse/Session.ts"
+import { removeTempDir } from "../../lib/removeTemp.ts"
 
 const dirs: string[] = []
 const sessions: Session[] = []
@@ -21,7 +22,8 @@ afterAll(() => {
       // already gone
     }
   }
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  // never throws, and leaves a directory something is still mounted on
+  for (const d of dirs) removeTempDir(d)
 })
 
 const now = Date.now() / 1000

@@ -6,9 +6,11 @@ import * as path from "node:path"
 import { parseDigest } from "../../../src/domain/Digest.ts"
 import { withLayerLock } from "../../../src/store/LayerLock.ts"
 import { type LockFailure, type LockOwner, type MkdirLockOptions, readOwner, withMkdirLock } from "../../../src/sys/MkdirLock.ts"
+import { tempDirs } from "../../lib/tempDirs.ts"
 
 const opts = { timeoutMs: 400, staleMs: 2_000, minWaitMs: 5, maxWaitMs: 20 }
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "als-lock-"))
+const tempDir = tempDirs()
+const tmp = () => tempDir("als-lock-")
 const run = <A>(lockPath: string, use: Effect.Effect<A>, o: MkdirLockOptions = opts) =>
   Effect.runPromise(Effect.either(withMkdirLock(lockPath, o, (f: LockFailure) => f, use)))
 
