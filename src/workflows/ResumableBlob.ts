@@ -61,14 +61,25 @@ const refOf = (cause: unknown, digest: Digest): string => {
 const ours = new WeakSet<object>()
 
 /** The resumes ran out of time: a Timeout (exit 3) saying what came and what bound was hit. */
-const pastDeadline = (digest: Digest, size: number, got: number, resumes: number, budgetMs: number, timeoutMs: number, cause: unknown) => {
+const pastDeadline = (
+  digest: Digest,
+  size: number,
+  got: number,
+  resumes: number,
+  budgetMs: number,
+  timeoutMs: number,
+  cause: unknown,
+  last: unknown,
+) => {
   const ref = refOf(cause, digest)
+  // what the latest break was (a stall, a reset …), without the ref the message starts with
+  const lastText = (last as Error | undefined)?.message?.replace(`${refOf(last, digest)}: `, "")
   const e = new RegistryError({
     code: "Timeout",
     ref,
     message: `${ref}: blob ${digest}: the download kept breaking (${resumes} ${resumes === 1 ? "resume" : "resumes"}, ${got} of ${size} bytes); ` +
       `the rest did not arrive within ${Math.round(budgetMs / 1000)} s of the first break (--timeout ${Math.round(timeoutMs / 1000)} s plus 1 s per 64 KiB missing); ` +
-      `try again later, or raise --timeout`,
+      `try again later, or raise --timeout${lastText ? ` (the last break: ${lastText})` : ""}`,
   })
   ours.add(e)
   return e
@@ -105,7 +116,8 @@ export const resumableBlob = <E, R>(
       let budgetMs = 0
       // the first break's error names the registry's ref for the message
       let firstCause: unknown = undefined
-      const expired = () => pastDeadline(digest, size, got, failures, budgetMs, timeoutMs, firstCause)
+      let lastCause: unknown = undefined
+      const expired = () => pastDeadline(digest, size, got, failures, budgetMs, timeoutMs, firstCause, lastCause)
       for (;;) {
         // the latest transient failure: a broken body, or a failed attempt to reopen it
         let cause: unknown = undefined
@@ -141,6 +153,7 @@ export const resumableBlob = <E, R>(
           if (cause === undefined && (got >= size || (known !== undefined && got >= known))) return
         }
         firstCause ??= cause
+        if (cause !== undefined) lastCause = cause
         if (deadline === undefined) {
           budgetMs = resumeBudgetMs(timeoutMs, size - got)
           deadline = Date.now() + budgetMs
@@ -165,6 +178,7 @@ export const resumableBlob = <E, R>(
             throw e
           }
           body = undefined
+          lastCause = e
           if (failures >= opts.attempts) throw e
         }
       }

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { als, alsCommand, describeResult } from "../../lib/als.ts"
-import { buildLayer, makeTempDir, pushLayout, startRegistry, writeOciIndex, writeOciImage, type BuiltImage, type RegistryHandle } from "../../lib/registry.ts"
+import { buildLayer, pushLayout, startRegistry, writeOciIndex, writeOciImage, type BuiltImage, type RegistryHandle } from "../../lib/registry.ts"
 
 const MIN = 60_000
 let base: string
@@ -29,7 +29,8 @@ const PLATFORMS = [
 ] as const
 
 const pushIndex = async (host: string) => {
-  const layout = join(makeTempDir("als-flags-layout-"), "l")
+  // under base: removed with it in afterAll
+  const layout = join(mkdtempSync(join(base, "layout-")), "l")
   const images = await Promise.all(PLATFORMS.map(async (platform) => ({
     platform,
     layers: [await buildLayer({ [`etc/${platform.os}-${platform.architecture}-${"variant" in platform ? platform.variant : ""}`]: "x\n" })],
@@ -45,7 +46,7 @@ beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "als-cli-flags-"))
   ;[registry, authed] = await Promise.all([startRegistry(), startRegistry({ htpasswd: { user: USER, pass: PASS } })])
   index = await pushIndex(registry.host)
-  const layout = join(makeTempDir("als-flags-one-"), "l")
+  const layout = join(mkdtempSync(join(base, "one-")), "l")
   single = writeOciImage(layout, "one", { os: "linux", architecture: "amd64" }, [await buildLayer({ "etc/one": "one\n" })])
   await pushLayout(layout, "one", `${authed.host}/flags/one:1`, { creds: `${USER}:${PASS}` })
   await pushLayout(layout, "one", `${registry.host}/flags/one:1`)

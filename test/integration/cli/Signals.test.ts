@@ -4,79 +4,35 @@
 // (SIGTERM), one line on stderr saying so, the staging empty, no lock left, a PullFailed with
 // reason code "interrupted" in the log, `als audit` clean, and a later pull completes.
 // `als log -f` ended by SIGINT exits 130.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { statSync } from "node:fs"
-import { join } from "node:path"
+import { describe, expect, test } from "bun:test"
 import { als, alsCommand, alsLog, alsOk, describeResult } from "../../lib/als.ts"
-import { blobPath, startFaultProxy, type FaultProxy } from "../../lib/faultProxy.ts"
-import { startRegistry, type RegistryHandle } from "../../lib/registry.ts"
-import {
-  gzipLayer,
-  Leftovers,
-  lockEntries,
-  MIN,
-  pollFor,
-  pushTestImage,
-  randomLayer,
-  refOf,
-  spawnAls,
-  stagingDir,
-  stagingEntries,
-  type TestImage,
-} from "../crash/support.ts"
+import { faultFixture, stagedBlobBytes } from "../../lib/faultFixture.ts"
+import { blobPath } from "../../lib/faultProxy.ts"
+import { lockEntries, MIN, pollFor, spawnAls, stagingEntries } from "../crash/support.ts"
 
-let registry: RegistryHandle
-let proxy: FaultProxy
-let img: TestImage
-const left = new Leftovers()
-
-beforeAll(async () => {
-  registry = await startRegistry()
-  proxy = await startFaultProxy(registry.url)
-  img = await pushTestImage(registry.url, "signals/app", "1", [
-    gzipLayer([{ name: "etc/small", content: "a small layer\n" }]),
-    randomLayer("big.bin", 1 << 20),
-  ])
-}, MIN)
-
-afterAll(async () => {
-  await left.cleanup()
-  await proxy?.stop()
-  await registry?.stop()
-}, MIN)
-
-const BIG = () => img.layers[1]!.digest
-
-/** Bytes of the biggest blob in `root`'s staging. */
-const stagedBytes = (root: string): number =>
-  Math.max(0, ...stagingEntries(root).map((e) => {
-    try {
-      return statSync(join(stagingDir(root), e, "blob")).size
-    } catch {
-      return 0
-    }
-  }))
+const fx = faultFixture("signals/app", 1 << 20)
+const BIG = fx.big
 
 const interruptedPull = async (signal: "SIGINT" | "SIGTERM", status: number) => {
-  const root = left.tempDir(`sig-${signal}`)
-  proxy.reset()
+  const root = fx.left.tempDir(`sig-${signal}`)
+  fx.proxy.reset()
   // the big blob's body stops after 64 KiB and the connection stays open: the pull waits
-  proxy.setRules([{ path: blobPath(BIG()), fault: { kind: "cut", afterBytes: 64 << 10, end: "stall" } }])
-  const p = await spawnAls(["pull", "--root", root, "--tls-verify=false", "--timeout", "600", refOf(proxy.host, img)], left)
+  fx.proxy.setRules([{ path: blobPath(BIG()), fault: { kind: "cut", afterBytes: 64 << 10, end: "stall" } }])
+  const p = await spawnAls(["pull", "--root", root, "--tls-verify=false", "--timeout", "600", fx.ref()], fx.left)
   // mid-pull: a blob partly staged and a layer lock held (a pull that ended first fails here,
   // with what it printed)
   let ended: Awaited<typeof p.done> | undefined
   void p.done.then((r) => {
     ended = r
   })
-  await pollFor("the big blob partly staged", () => (stagedBytes(root) > 0 || ended ? true : undefined), 4 * MIN, 20)
+  await pollFor("the big blob partly staged", () => (stagedBlobBytes(root) > 0 || ended ? true : undefined), 4 * MIN, 20)
   expect(ended, ended && describeResult(ended)).toBeUndefined()
   expect(lockEntries(root).length, "a layer lock is held mid-pull").toBeGreaterThan(0)
   const sentAt = Date.now()
   p.proc.kill(signal)
   const r = await p.done
   const took = Date.now() - sentAt
-  proxy.setRules([])
+  fx.proxy.setRules([])
 
   expect(r.exitCode, describeResult(r)).toBe(status)
   const lines = r.stderr.trimEnd().split("\n")
@@ -92,13 +48,13 @@ const interruptedPull = async (signal: "SIGINT" | "SIGTERM", status: number) => 
   const failed = log.filter((e) => e.type === "PullFailed")
   expect(failed.length, JSON.stringify(log, null, 1)).toBe(1)
   expect((failed[0]!.reason as { code: string }).code).toBe("interrupted")
-  expect(failed[0]!.ref).toBe(refOf(proxy.host, img))
+  expect(failed[0]!.ref).toBe(fx.ref())
   expect(log.some((e) => e.type === "PullCompleted")).toBe(false)
   const audit = await als(["audit", "--root", root])
   expect(audit.exitCode, describeResult(audit)).toBe(0)
 
   // the store is usable: the same pull, unhindered, completes
-  await alsOk(["pull", "--root", root, "--tls-verify=false", refOf(proxy.host, img)])
+  await alsOk(["pull", "--root", root, "--tls-verify=false", fx.ref()])
   const after = await alsLog(root)
   expect(after.filter((e) => e.type === "PullCompleted").length).toBe(1)
 }
@@ -115,12 +71,12 @@ describe("signals during a pull", () => {
 
 describe("signals during als log --follow", () => {
   test("Ctrl-C (SIGINT) ends als log -f with exit 130", async () => {
-    const root = left.tempDir("sig-follow")
+    const root = fx.left.tempDir("sig-follow")
     await alsOk(["init", "--root", root])
     const prefix = await alsCommand()
     const cmd = prefix[0] === "npx" ? [process.execPath, ...prefix.slice(2)] : [...prefix]
     const proc = Bun.spawn([...cmd, "log", "--root", root, "-f"], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: "1" } })
-    left.procs.add(proc)
+    fx.left.procs.add(proc)
     // read stdout as it comes: once the existing events are printed, --follow is polling
     let out = ""
     const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader()
@@ -133,7 +89,7 @@ describe("signals during als log --follow", () => {
     expect(out).toContain("StoreInitialized")
     proc.kill("SIGINT")
     const exitCode = await proc.exited
-    left.procs.delete(proc)
+    fx.left.procs.delete(proc)
     const stderr = await new Response(proc.stderr as ReadableStream).text()
     expect({ exitCode, signalCode: proc.signalCode, stderr }).toEqual({ exitCode: 130, signalCode: null, stderr: "als: interrupted (SIGINT)\n" })
   }, 2 * MIN)

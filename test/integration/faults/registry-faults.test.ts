@@ -5,76 +5,38 @@
 // digests; persistent ones end in a clear error (exit 3), a PullFailed event, and nothing
 // committed for the failing layer, no staging and no lock left.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { statSync } from "node:fs"
-import { join } from "node:path"
+import { describe, expect, test } from "bun:test"
 import { als, describeResult, eventsOf, type AlsResult } from "../../lib/als.ts"
-import { blobPath, startFaultProxy, type FaultProxy, type FaultRule } from "../../lib/faultProxy.ts"
-import { startRegistry, type RegistryHandle } from "../../lib/registry.ts"
+import { faultFixture, stagedBlobBytes } from "../../lib/faultFixture.ts"
+import { blobPath, type FaultRule } from "../../lib/faultProxy.ts"
 import {
   expectCleanAudit,
   expectConsistentStore,
-  gzipLayer,
   layerMap,
-  Leftovers,
   lockEntries,
   MIN,
-  pushTestImage,
-  randomLayer,
   readLog,
-  refOf,
-  stagingDir,
   stagingEntries,
-  type TestImage,
 } from "../crash/support.ts"
 
-let registry: RegistryHandle
-let proxy: FaultProxy
-let img: TestImage
-const left = new Leftovers()
-
-beforeAll(async () => {
-  registry = await startRegistry()
-  proxy = await startFaultProxy(registry.url)
-  img = await pushTestImage(registry.url, "faults/app", "1", [
-    gzipLayer([{ name: "etc/small", content: "a small layer\n" }]),
-    randomLayer("big.bin", 512 << 10),
-  ])
-}, MIN)
-
-afterAll(async () => {
-  await left.cleanup()
-  await proxy?.stop()
-  await registry?.stop()
-}, MIN)
-
-const SMALL = () => img.layers[0]!.digest
-const BIG = () => img.layers[1]!.digest
+const fx = faultFixture("faults/app", 512 << 10)
+const SMALL = fx.small
+const BIG = fx.big
 
 /** A pull through the proxy with these faults (given the store's root), into a fresh store. */
 const pullWith = async (
   rules: ReadonlyArray<FaultRule> | ((root: string) => ReadonlyArray<FaultRule>),
 ): Promise<{ root: string; r: AlsResult; ms: number }> => {
-  const root = left.tempDir("faults")
-  proxy.reset()
-  proxy.setRules(typeof rules === "function" ? rules(root) : rules)
+  const root = fx.left.tempDir("faults")
+  fx.proxy.reset()
+  fx.proxy.setRules(typeof rules === "function" ? rules(root) : rules)
   const started = Date.now()
-  const r = await als(["pull", "--root", root, "--tls-verify=false", refOf(proxy.host, img)], { timeoutMs: 3 * MIN })
+  const r = await als(["pull", "--root", root, "--tls-verify=false", fx.ref()], { timeoutMs: 3 * MIN })
   const ms = Date.now() - started
-  proxy.setRules([])
+  fx.proxy.setRules([])
   if (process.env.ALS_TEST_VERBOSE) console.log(describeResult(r))
   return { root, r, ms }
 }
-
-/** The bytes of the biggest blob a pull into `root` has written into its staging so far. */
-const stagedBlobBytes = (root: string): number =>
-  Math.max(0, ...stagingEntries(root).map((e) => {
-    try {
-      return statSync(join(stagingDir(root), e, "blob")).size
-    } catch {
-      return 0
-    }
-  }))
 
 /** Waits that gave up: a pull that never consumed what it was sent. */
 const gaveUp: string[] = []
@@ -99,7 +61,7 @@ const consumed = (root: string, bytes: number) => async () => {
 
 const expectSuccess = async (root: string, r: AlsResult, what: string) => {
   if (r.exitCode !== 0) throw new Error(`${what}: the pull failed:\n${describeResult(r)}`)
-  const state = await expectConsistentStore(root, layerMap(img), what)
+  const state = await expectConsistentStore(root, layerMap(fx.img), what)
   expect(state.committed).toEqual([SMALL(), BIG()].sort())
   expect(stagingEntries(root)).toEqual([])
   expect(lockEntries(root)).toEqual([])
@@ -112,8 +74,8 @@ const expectSuccess = async (root: string, r: AlsResult, what: string) => {
 /** A failed pull: exit 3, a PullFailed naming `code`, the failing layer absent, nothing left over. */
 const expectCleanFailure = async (root: string, r: AlsResult, code: string | ReadonlyArray<string>, what: string) => {
   expect({ what, exit: r.exitCode }).toEqual({ what, exit: 3 })
-  expect(r.stderr).toContain(refOf(proxy.host, img))
-  const state = await expectConsistentStore(root, layerMap(img), what)
+  expect(r.stderr).toContain(fx.ref())
+  const state = await expectConsistentStore(root, layerMap(fx.img), what)
   expect(state.committed).not.toContain(BIG())
   expect(stagingEntries(root)).toEqual([])
   expect(lockEntries(root)).toEqual([])
@@ -131,13 +93,13 @@ describe("transient registry failures are retried", () => {
   test("two 500s on a blob, then success: retried, the pull succeeds", async () => {
     const { root, r } = await pullWith([{ path: blobPath(BIG()), attempts: 2, fault: { kind: "status", status: 500 } }])
     await expectSuccess(root, r, "500, 500, 200")
-    expect(proxy.requestsFor(blobPath(BIG())).map((q) => q.status)).toEqual([500, 500, 200])
+    expect(fx.proxy.requestsFor(blobPath(BIG())).map((q) => q.status)).toEqual([500, 500, 200])
   }, MIN)
 
   test("a 503 on the manifest, then success", async () => {
     const { root, r } = await pullWith([{ path: /\/manifests\//, attempts: 1, fault: { kind: "status", status: 503 } }])
     await expectSuccess(root, r, "manifest 503, 200")
-    expect(proxy.requestsFor(/\/manifests\//).map((q) => q.status)).toEqual([503, 200])
+    expect(fx.proxy.requestsFor(/\/manifests\//).map((q) => q.status)).toEqual([503, 200])
   }, MIN)
 
   test("429 with Retry-After: 1 is honored (the next try waits a second), then success", async () => {
@@ -145,7 +107,7 @@ describe("transient registry failures are retried", () => {
       { path: blobPath(BIG()), attempts: 1, fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } },
     ])
     await expectSuccess(root, r, "429, 200")
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     expect(tries.map((q) => q.status)).toEqual([429, 200])
     expect(tries[1]!.at - tries[0]!.finishedAt!).toBeGreaterThanOrEqual(950)
     expect(ms).toBeGreaterThanOrEqual(1000)
@@ -159,7 +121,7 @@ describe("a registry that keeps failing", () => {
     expect(r.stderr).toMatch(/HTTP 500/)
     expect(r.stderr).toMatch(/try again later/i)
     expect(failed.layer).toBe(BIG())
-    const tries = proxy.requestsFor(blobPath(BIG())).length
+    const tries = fx.proxy.requestsFor(blobPath(BIG())).length
     expect(tries).toBeGreaterThanOrEqual(2)
     expect(tries).toBeLessThanOrEqual(30)
     expect(ms).toBeLessThan(60_000)
@@ -170,7 +132,7 @@ describe("a registry that keeps failing", () => {
     const { root, r } = await pullWith([{ path: /\/manifests\//, fault: { kind: "status", status: 500 } }])
     await expectCleanFailure(root, r, "ServerError", "manifest 500")
     expect(r.stderr).toMatch(/HTTP 500/)
-    const state = await expectConsistentStore(root, layerMap(img), "manifest 500")
+    const state = await expectConsistentStore(root, layerMap(fx.img), "manifest 500")
     expect(state.committed).toEqual([])
     expect(eventsOf(await readLog(root), "BlobFetched")).toEqual([])
   }, 2 * MIN)
@@ -184,12 +146,12 @@ describe("a registry that keeps failing", () => {
     expect(r.stderr).toMatch(/connection|closed|broke|short|bytes/i)
     // a message for people: not the HTTP library's advice to its programmers
     expect(r.stderr).not.toMatch(/verbose: true|second argument to fetch/)
-    const state = await expectConsistentStore(root, layerMap(img), "always short")
+    const state = await expectConsistentStore(root, layerMap(fx.img), "always short")
     expect(state.committed).not.toContain(BIG())
     expect(stagingEntries(root)).toEqual([])
     expect(lockEntries(root)).toEqual([])
     expect(ms).toBeLessThan(90_000)
-    console.log(`always short: exit ${r.exitCode}, ${proxy.requestsFor(blobPath(BIG())).length} requests, ${ms} ms; ${r.stderr.trim().split("\n").at(-1)}`)
+    console.log(`always short: exit ${r.exitCode}, ${fx.proxy.requestsFor(blobPath(BIG())).length} requests, ${ms} ms; ${r.stderr.trim().split("\n").at(-1)}`)
   }, 2 * MIN)
 })
 
@@ -199,7 +161,7 @@ describe("a broken blob download", () => {
     const { root, r } = await pullWith((root) => [
       { path: blobPath(BIG()), attempts: 1, fault: { kind: "cut", afterBytes: cutAt, end: "reset", until: consumed(root, cutAt) } },
     ])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`reset mid-blob: exit ${r.exitCode}; requests: ${tries.map((q) => `${q.headers.range ?? "whole"} → ${q.status} (${q.bytesSent} B)`).join(", ")}`)
     expect(gaveUp).toEqual([])
     await expectSuccess(root, r, "reset mid-blob")
@@ -208,7 +170,7 @@ describe("a broken blob download", () => {
     expect(tries[1]!.headers.range).toBe(`bytes=${cutAt}-`)
     expect(tries[1]!.status).toBe(206)
     // only the rest was sent again
-    expect(tries[1]!.bytesSent).toBe(img.layers[1]!.size - cutAt)
+    expect(tries[1]!.bytesSent).toBe(fx.img.layers[1]!.size - cutAt)
   }, 3 * MIN)
 
   test("a body shorter than its Content-Length (then the connection closes): resumed, or a clear error", async () => {
@@ -216,7 +178,7 @@ describe("a broken blob download", () => {
     const { root, r } = await pullWith((root) => [
       { path: blobPath(BIG()), attempts: 1, fault: { kind: "cut", afterBytes: cutAt, end: "short", until: consumed(root, cutAt) } },
     ])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`short body: exit ${r.exitCode}; requests: ${tries.map((q) => `${q.headers.range ?? "whole"} → ${q.status} (${q.bytesSent} B)`).join(", ")}`)
     expect(gaveUp).toEqual([])
     if (r.exitCode === 0) {
@@ -236,7 +198,7 @@ describe("a broken blob download", () => {
       { path: blobPath(BIG()), attempts: 1, fault: { kind: "cut", afterBytes: cutAt, end: "reset", until: consumed(root, cutAt) } },
       { path: blobPath(BIG()), fault: { kind: "ignoreRange" } },
     ])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`Range ignored: exit ${r.exitCode}; requests: ${tries.map((q) => `${q.headers.range ?? "whole"} → ${q.status} (${q.bytesSent} B)`).join(", ")}`)
     expect(gaveUp).toEqual([])
     await expectSuccess(root, r, "Range ignored")
@@ -251,7 +213,7 @@ describe("a broken blob download", () => {
       { path: blobPath(BIG()), attempts: 1, fault: { kind: "cut", afterBytes: 150 << 10, end: "reset" } },
       { path: blobPath(BIG()), fault: { kind: "status", status: 500 } },
     ])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`reset then 500s: exit ${r.exitCode}, ${tries.length} requests; ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`)
     expect(r.stderr).not.toMatch(/internal error/i)
     // either the 500s or the broken connection that started it (Pull reports the latter)

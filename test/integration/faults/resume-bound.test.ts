@@ -4,68 +4,35 @@
 // (src/workflows/ResumableBlob.ts, documented in docs/security.md#network). Before, every
 // attempt started its own stall window: 5 resumes of ~8 s each plus 15.5 s of backoff here.
 
-import { afterAll, beforeAll, expect, test } from "bun:test"
+import { expect, test } from "bun:test"
 import { als, describeResult, eventsOf } from "../../lib/als.ts"
-import { blobPath, startFaultProxy, type FaultProxy } from "../../lib/faultProxy.ts"
-import { startRegistry, type RegistryHandle } from "../../lib/registry.ts"
-import {
-  expectConsistentStore,
-  gzipLayer,
-  layerMap,
-  Leftovers,
-  lockEntries,
-  MIN,
-  pushTestImage,
-  randomLayer,
-  readLog,
-  refOf,
-  stagingEntries,
-  type TestImage,
-} from "../crash/support.ts"
+import { faultFixture } from "../../lib/faultFixture.ts"
+import { blobPath } from "../../lib/faultProxy.ts"
+import { expectConsistentStore, layerMap, lockEntries, MIN, readLog, stagingEntries } from "../crash/support.ts"
 
-let registry: RegistryHandle
-let proxy: FaultProxy
-let img: TestImage
-const left = new Leftovers()
-
-const BLOB_KIB = 512
-
-beforeAll(async () => {
-  registry = await startRegistry()
-  proxy = await startFaultProxy(registry.url)
-  img = await pushTestImage(registry.url, "faults/resume", "1", [
-    gzipLayer([{ name: "etc/small", content: "a small layer\n" }]),
-    randomLayer("big.bin", BLOB_KIB << 10),
-  ])
-}, MIN)
-
-afterAll(async () => {
-  await left.cleanup()
-  await proxy?.stop()
-  await registry?.stop()
-}, MIN)
+const fx = faultFixture("faults/resume", 512 << 10)
 
 const TIMEOUT_S = 3
 /** the documented bound: --timeout plus 1 s per 64 KiB missing (at most the whole blob) */
-const boundMs = () => TIMEOUT_S * 1000 + Math.ceil((img.layers[1]!.size * 1000) / (64 << 10))
+const boundMs = () => TIMEOUT_S * 1000 + Math.ceil((fx.img.layers[1]!.size * 1000) / (64 << 10))
 /** room for a busy machine: the first attempt, backoffs rounding, the clean-up and the exit */
 const MARGIN_MS = 15_000
 
 test("a registry that sends a few KiB of a blob then resets, every time: the pull ends within --timeout + 1 s per 64 KiB missing, exit 3, saying so", async () => {
-  const big = img.layers[1]!.digest
-  const root = left.tempDir("resume-bound")
-  proxy.reset()
-  proxy.setRules([
+  const big = fx.img.layers[1]!.digest
+  const root = fx.left.tempDir("resume-bound")
+  fx.proxy.reset()
+  fx.proxy.setRules([
     // the first answer breaks at once; every resume trickles 16 KiB (fast enough not to count
     // as a stall: 2 KiB/s against 1 KiB per 3 s window) and is reset
     { path: blobPath(big), attempts: 1, fault: { kind: "cut", afterBytes: 8 << 10, end: "reset" } },
     { path: blobPath(big), fault: { kind: "cut", afterBytes: 16 << 10, bytesPerSecond: 2048, end: "reset" } },
   ])
   const started = Date.now()
-  const r = await als(["pull", "--root", root, "--tls-verify=false", "--timeout", String(TIMEOUT_S), refOf(proxy.host, img)], { timeoutMs: 3 * MIN })
+  const r = await als(["pull", "--root", root, "--tls-verify=false", "--timeout", String(TIMEOUT_S), fx.ref()], { timeoutMs: 3 * MIN })
   const ended = Date.now()
-  proxy.setRules([])
-  const tries = proxy.requestsFor(blobPath(big))
+  fx.proxy.setRules([])
+  const tries = fx.proxy.requestsFor(blobPath(big))
   // the bound runs from the first break: timed from the blob's first request (process start,
   // slow on a busy machine, is not the resumes' doing)
   const ms = ended - (tries[0]?.at ?? started)
@@ -89,7 +56,7 @@ test("a registry that sends a few KiB of a blob then resets, every time: the pul
   expect(failed.length).toBe(1)
   expect((failed[0]!.reason as { code: string }).code).toBe("Timeout")
   expect(eventsOf(log, "PullCompleted")).toEqual([])
-  const state = await expectConsistentStore(root, layerMap(img), "resume bound")
+  const state = await expectConsistentStore(root, layerMap(fx.img), "resume bound")
   expect(state.committed).not.toContain(big)
   expect(stagingEntries(root)).toEqual([])
   expect(lockEntries(root)).toEqual([])

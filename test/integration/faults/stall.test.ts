@@ -6,7 +6,7 @@
 //   a blob that stalls on every attempt, and a registry that never answers, end in a Timeout
 //   failure with a clear message, bounded in time, with nothing committed.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as os from "node:os"
 import { describeFailure } from "../../../src/cli/render.ts"
@@ -21,44 +21,19 @@ import { LayerStore } from "../../../src/store/LayerStore.ts"
 import { registrySource } from "../../../src/workflows/ImageSource.ts"
 import { pullImage } from "../../../src/workflows/Pull.ts"
 import { als, eventsOf } from "../../lib/als.ts"
-import { blobPath, startFaultProxy, type FaultProxy, type FaultRule } from "../../lib/faultProxy.ts"
-import { startRegistry, type RegistryHandle } from "../../lib/registry.ts"
+import { faultFixture } from "../../lib/faultFixture.ts"
+import { blobPath, type FaultRule } from "../../lib/faultProxy.ts"
 import {
   expectConsistentStore,
-  gzipLayer,
   layerMap,
-  Leftovers,
   lockEntries,
   MIN,
-  pushTestImage,
-  randomLayer,
   readLog,
-  refOf,
   stagingEntries,
-  type TestImage,
 } from "../crash/support.ts"
 
-let registry: RegistryHandle
-let proxy: FaultProxy
-let img: TestImage
-const left = new Leftovers()
-
-beforeAll(async () => {
-  registry = await startRegistry()
-  proxy = await startFaultProxy(registry.url)
-  img = await pushTestImage(registry.url, "faults/stall", "1", [
-    gzipLayer([{ name: "etc/small", content: "a small layer\n" }]),
-    randomLayer("big.bin", 512 << 10),
-  ])
-}, MIN)
-
-afterAll(async () => {
-  await left.cleanup()
-  await proxy?.stop()
-  await registry?.stop()
-}, MIN)
-
-const BIG = () => img.layers[1]!.digest
+const fx = faultFixture("faults/stall", 512 << 10)
+const BIG = fx.big
 
 /** `als pull` as PullCommand composes it, with registry knobs the CLI does not expose. */
 const pullInProcess = async (root: string, ref: string, knobs: Partial<RegistryConfigShape>) => {
@@ -85,12 +60,12 @@ const pullInProcess = async (root: string, ref: string, knobs: Partial<RegistryC
 }
 
 const withRules = (rules: ReadonlyArray<FaultRule>) => {
-  proxy.reset()
-  proxy.setRules(rules)
+  fx.proxy.reset()
+  fx.proxy.setRules(rules)
 }
 
 const expectNothingLeft = async (root: string, what: string) => {
-  const state = await expectConsistentStore(root, layerMap(img), what)
+  const state = await expectConsistentStore(root, layerMap(fx.img), what)
   expect(state.committed).not.toContain(BIG())
   expect(stagingEntries(root)).toEqual([])
   expect(lockEntries(root)).toEqual([])
@@ -102,18 +77,18 @@ const expectNothingLeft = async (root: string, what: string) => {
 
 describe("a stalled registry", () => {
   test("als pull: a blob that stalls once mid-body (default 60 s stall timeout) is resumed, or fails clearly", async () => {
-    const root = left.tempDir("stall-cli")
+    const root = fx.left.tempDir("stall-cli")
     withRules([{ path: blobPath(BIG()), attempts: 1, fault: { kind: "cut", afterBytes: 64 << 10, end: "stall" } }])
     const started = Date.now()
-    const r = await als(["pull", "--root", root, "--tls-verify=false", refOf(proxy.host, img)], { timeoutMs: 3 * MIN })
+    const r = await als(["pull", "--root", root, "--tls-verify=false", fx.ref()], { timeoutMs: 3 * MIN })
     const ms = Date.now() - started
-    proxy.setRules([])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    fx.proxy.setRules([])
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`stall once: exit ${r.exitCode} after ${ms} ms; requests: ${tries.map((q) => `${q.headers.range ?? "whole"} → ${q.status} (${q.bytesSent} B)`).join(", ")}`)
     // the stall was waited out, not ignored
     expect(ms).toBeGreaterThanOrEqual(defaultRegistryConfig.stallTimeoutMs)
     if (r.exitCode === 0) {
-      const state = await expectConsistentStore(root, layerMap(img), "stall once, resumed")
+      const state = await expectConsistentStore(root, layerMap(fx.img), "stall once, resumed")
       expect(state.committed).toContain(BIG())
       expect(tries.length).toBe(2)
       expect(tries[1]!.headers.range).toMatch(/^bytes=[1-9]\d*-$/)
@@ -125,11 +100,11 @@ describe("a stalled registry", () => {
   }, 3 * MIN)
 
   test("in-process, 1 s timeouts: a blob that stalls on every attempt fails with Timeout, bounded", async () => {
-    const root = left.tempDir("stall-always")
+    const root = fx.left.tempDir("stall-always")
     withRules([{ path: blobPath(BIG()), fault: { kind: "cut", afterBytes: 16 << 10, end: "stall" } }])
-    const r = await pullInProcess(root, refOf(proxy.host, img), { stallTimeoutMs: 1000, requestTimeoutMs: 1000 })
-    proxy.setRules([])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const r = await pullInProcess(root, fx.ref(), { stallTimeoutMs: 1000, requestTimeoutMs: 1000 })
+    fx.proxy.setRules([])
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`stall always: ${JSON.stringify(r)}; ${tries.length} requests`)
     expect(r.ok).toBe(false)
     if (r.ok) return
@@ -144,11 +119,11 @@ describe("a stalled registry", () => {
   }, 2 * MIN)
 
   test("in-process, 1 s timeouts: a registry that never answers a blob request fails with Timeout once the 1 s is up", async () => {
-    const root = left.tempDir("hang")
+    const root = fx.left.tempDir("hang")
     withRules([{ path: blobPath(BIG()), fault: { kind: "hang" } }])
-    const r = await pullInProcess(root, refOf(proxy.host, img), { stallTimeoutMs: 1000, requestTimeoutMs: 1000, retryBaseMs: 50 })
-    proxy.setRules([])
-    const tries = proxy.requestsFor(blobPath(BIG()))
+    const r = await pullInProcess(root, fx.ref(), { stallTimeoutMs: 1000, requestTimeoutMs: 1000, retryBaseMs: 50 })
+    fx.proxy.setRules([])
+    const tries = fx.proxy.requestsFor(blobPath(BIG()))
     console.log(`hang: ${JSON.stringify(r)}; ${tries.length} requests`)
     expect(r.ok).toBe(false)
     if (r.ok) return

@@ -57,6 +57,8 @@ describe("resumableBlob: one deadline for all resumes", () => {
     expect((e as RegistryError).message).toContain("--timeout 0 s plus 1 s per 64 KiB missing")
     // named by the registry's ref the first break carried
     expect((e as RegistryError).message.startsWith("reg/app:1: blob ")).toBe(true)
+    // and says what the breaks were
+    expect((e as RegistryError).message).toEndWith("(the last break: the connection broke (ECONNRESET))")
     expect(opens).toBeGreaterThan(2) // it did resume
     expect(ms).toBeLessThan(resumeBudgetMs(200, size) + 2_000)
   })
