@@ -90,6 +90,8 @@ export const outcome = (ev: Event): string => {
       return `FAILED ${ev.reason.code}: ${ev.reason.message}`
     case "LayerRemoved":
       return `removed: ${ev.reason}`
+    case "StaleUsesReleased":
+      return `${ev.uses} use(s) of gone als serve ${ev.serverPid} released`
     case "LogRepaired":
       return `cut ${ev.droppedBytes} B at ${ev.cutAt}`
     case "ManifestResolved":
