@@ -167,8 +167,17 @@ export const resumableBlob = <E, R>(
         await new Promise((r) => setTimeout(r, backoff))
         opts.onResume?.(got, cause ?? new Error(`blob ${digest}: the connection closed after ${got} of ${size} bytes`))
         try {
-          const answer = await before(reopen(got), deadline)
-          if (answer === PAST) throw expired()
+          const reopening = reopen(got)
+          const answer = await before(reopening, deadline)
+          if (answer === PAST) {
+            // an answer that comes after all is closed (a body's reader is freed once it has
+            // started), so that a long-lived process (als serve) keeps no connection open
+            reopening.then((late) => {
+              const it = late.body[Symbol.asyncIterator]()
+              it.next().then(() => it.return?.(), () => undefined).catch(() => undefined)
+            }, () => undefined)
+            throw expired()
+          }
           body = answer.body
         } catch (e) {
           if (ours.has(e as object)) throw e

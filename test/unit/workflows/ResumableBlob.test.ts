@@ -85,6 +85,31 @@ describe("resumableBlob: one deadline for all resumes", () => {
     expect((e as RegistryError).code).toBe("Timeout")
   })
 
+  test("a reopening answer that comes after the deadline is closed, not left holding a connection", async () => {
+    let opens = 0
+    let closed = false
+    const late: SourceBlob = {
+      body: (async function*() {
+        try {
+          yield new Uint8Array(10)
+          yield new Uint8Array(10)
+        } finally {
+          closed = true
+        }
+      })(),
+    }
+    const body = await Effect.runPromise(resumableBlob(digest, 6400, (offset) =>
+      opens++ === 0
+        ? Effect.sync(() => breaking(offset, 10, 5))
+        : Effect.promise(() => sleep(resumeBudgetMs(200, 6400) + 300).then(() => late)), many))
+    const e = await drain(body).then(() => undefined, (e: unknown) => e)
+    expect((e as RegistryError).code).toBe("Timeout")
+    expect(closed).toBe(false)
+    const until = Date.now() + 5_000
+    while (!closed && Date.now() < until) await sleep(20)
+    expect(closed).toBe(true)
+  })
+
   test("one break, then the rest: the whole blob, in order, and no deadline in the way", async () => {
     const size = 300_000
     const bytes = new Uint8Array(size).map((_, i) => i % 253)
