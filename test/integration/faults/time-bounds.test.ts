@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import * as net from "node:net"
-import { als, describeResult } from "../../lib/als.ts"
+import { als, alsCommand, describeResult } from "../../lib/als.ts"
 import { Leftovers, MIN } from "../crash/support.ts"
 
 const left = new Leftovers()
@@ -55,7 +55,9 @@ beforeAll(async () => {
       trickles.push(t)
     })
   })
-}, MIN)
+  // the binary built (when src/ is newer) before any pull is timed
+  await alsCommand()
+}, 5 * MIN)
 
 afterAll(async () => {
   for (const t of trickles) clearInterval(t)
