@@ -8,6 +8,7 @@
 import { afterAll, beforeAll } from "bun:test"
 import { statSync } from "node:fs"
 import { join } from "node:path"
+import { alsCommand } from "./als.ts"
 import { type FaultProxy, startFaultProxy } from "./faultProxy.ts"
 import { type RegistryHandle, startRegistry } from "./registry.ts"
 import {
@@ -52,7 +53,9 @@ export const faultFixture = (repo: string, bigBytes: number): FaultFixture => {
       gzipLayer([{ name: "etc/small", content: "a small layer\n" }]),
       randomLayer("big.bin", bigBytes),
     ])
-  }, MIN)
+    // the binary built (when src/ is newer) before any test times a pull
+    await alsCommand()
+  }, 5 * MIN)
   afterAll(async () => {
     await left.cleanup()
     await proxy?.stop()

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { mkdirSync, utimesSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
-import { als, type AlsResult } from "../../lib/als.ts"
+import { als, alsCommand, type AlsResult } from "../../lib/als.ts"
 import { startRegistry, type RegistryHandle } from "../../lib/registry.ts"
 import { gzipLayer, Leftovers, MIN, pushTestImage, refOf, type TestImage } from "../crash/support.ts"
 
@@ -19,7 +19,9 @@ const refreshers: ReturnType<typeof setInterval>[] = []
 beforeAll(async () => {
   registry = await startRegistry()
   img = await pushTestImage(registry.url, "locks/app", "1", [gzipLayer([{ name: "etc/held", content: "held by another\n" }])])
-}, MIN)
+  // the binary built (when src/ is newer) before any pull is timed
+  await alsCommand()
+}, 5 * MIN)
 
 afterAll(async () => {
   for (const t of refreshers) clearInterval(t)
