@@ -21,6 +21,7 @@ import { digestAlgorithm, type Digest } from "../domain/Digest.ts"
 import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import type { LayerFacts } from "../domain/LayerInfo.ts"
 import { Syscalls, type SyscallsApi } from "../sys/Syscalls.ts"
+import { warmSyncfsThread } from "../sys/SyncfsOffThread.ts"
 import { CorruptStream, type Decoder, makeDecoder } from "./Decompress.ts"
 import { errnoCode, ioFailure, LayerIoError, LayerRejected } from "./errors.ts"
 import { type Compression, declaredCompression, knownLayerMediaTypes, SNIFF_BYTES, sniffCompression } from "./MediaType.ts"
@@ -129,6 +130,8 @@ const runIngest = async (input: IngestInput, sys: SyscallsApi, signal: AbortSign
     )
   }
   const toc = tocExpectation(layer, input.annotations)
+  // the layer's commit syncs on that thread: have it ready by then
+  warmSyncfsThread()
 
   const blobAlg = digestAlgorithm(input.digest)
   const blobHash = createHash(blobAlg)

@@ -16,6 +16,7 @@ import { type LayerFacts, parseLayerInfo, renderLayerInfo } from "../domain/Laye
 import { decodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import { ioError, StoreIoError } from "./errors.ts"
 import { Syscalls } from "../sys/Syscalls.ts"
+import { syncfsOffThread } from "../sys/SyncfsOffThread.ts"
 import { StoreConfig } from "./StoreConfig.ts"
 import { readPoolFile } from "../verify/PoolFiles.ts"
 import { processAlive as pidAlive } from "../sys/ProcessAlive.ts"
@@ -234,7 +235,8 @@ export const makeLayerStore = Effect.gen(function*() {
     yield* writeInfo(stagingDir, facts)
     // Durable before visible: after a crash or power loss a committed layer is whole.
     // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
-    yield* Effect.try({ try: () => sys.syncfs(stagingDir), catch: ioError("sync", stagingDir) })
+    // Off the main thread: other layers keep downloading and extracting while the disk flushes.
+    yield* Effect.tryPromise({ try: () => syncfsOffThread(sys, stagingDir), catch: ioError("sync", stagingDir) })
     // The log says it before the store shows it: a crash between the two leaves the log
     // ahead (the next pull simply commits the layer again), never a layer the log cannot
     // explain.
