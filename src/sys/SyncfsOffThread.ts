@@ -39,6 +39,7 @@ self.postMessage({ ready: true })
 `
 
 interface Pending {
+  readonly sys: Pick<SyscallsApi, "syncfs">
   readonly path: string
   readonly resolve: () => void
   readonly reject: (e: unknown) => void
@@ -78,12 +79,14 @@ const start = (): Worker | undefined => {
       else p.reject(new SysError(d.call ?? "syncfs", p.path, d.errno ?? 5, errnoName(d.errno ?? 5)))
     }
     w.onerror = (e: ErrorEvent) => {
-      // the thread died: fail what it held (the caller reports an I/O error), sync inline from now on
+      // the thread died (bun:ffi refused in a worker, say): what it held, and every later
+      // sync, runs inline on the caller's thread as before
+      e.preventDefault?.()
       broken = true
       worker = undefined
       for (const [id, p] of pending) {
         pending.delete(id)
-        p.reject(new Error(`the syncfs thread failed: ${e.message}`))
+        inline(p.sys, p.path).then(p.resolve, p.reject)
       }
     }
     ;(w as Worker & { unref?: () => void }).unref?.()
@@ -101,20 +104,22 @@ export const warmSyncfsThread = (): void => {
   start()
 }
 
+const inline = (sys: Pick<SyscallsApi, "syncfs">, path: string): Promise<void> => {
+  try {
+    sys.syncfs(path)
+    return Promise.resolve()
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
 /** syncfs(2) on the filesystem holding `path`, off the calling thread when the runtime allows. */
 export const syncfsOffThread = (sys: Pick<SyscallsApi, "syncfs">, path: string): Promise<void> => {
   const w = start()
-  if (w === undefined) {
-    try {
-      sys.syncfs(path)
-      return Promise.resolve()
-    } catch (e) {
-      return Promise.reject(e)
-    }
-  }
+  if (w === undefined) return inline(sys, path)
   return new Promise<void>((resolve, reject) => {
     const id = nextId++
-    pending.set(id, { path, resolve, reject })
+    pending.set(id, { sys, path, resolve, reject })
     // a pending sync keeps the process alive until it is answered
     ;(w as Worker & { ref?: () => void }).ref?.()
     if (queued !== undefined) queued.push({ id, path })
