@@ -133,7 +133,8 @@ export const serveCommand = Command.make(
       const handler = makeServeFs(supply)
       const session = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => startSession({ mountpoint: mnt, handler }),
+          // the mount table names the store it serves, so `als doctor` can tell two servers apart
+          try: () => startSession({ mountpoint: mnt, handler, source: root }),
           catch: (e) => new UsageError({ message: `cannot mount ${mnt}: ${(e as Error).message}` }),
         }),
         // stopping: no new pulls; running ones finish within the grace or are cancelled (staging,

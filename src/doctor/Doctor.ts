@@ -26,7 +26,7 @@ import {
   summarize,
   type Summary,
 } from "./Checks.ts"
-import { alsServeMountsHere, fsMagicOf, loadSyscalls, podmanVersion, probeScratch, sameDir, seeStore, xfsFtype } from "./Probes.ts"
+import { alsServeMountsHere, serveMountsOf, fsMagicOf, loadSyscalls, podmanVersion, probeScratch, sameDir, seeStore, xfsFtype } from "./Probes.ts"
 import { storageConfSnippet, storageConfTarget } from "../config/StorageConf.ts"
 import { hostStorage } from "../config/StorageConfFiles.ts"
 
@@ -89,9 +89,9 @@ export const runDoctor = (rootArg: string, host: DoctorEnv = hostEnv()) =>
     }
     checks.push(judgeSyscalls("api" in sys ? { runtime: sys.runtime } : { error: sys.error }))
     const storage = hostStorage(host)
-    // serve mode: a storage.conf entry naming an als serve mount points podman at this store
-    // through the mount (the mount table cannot say which store it serves; never stat'ed)
-    const mounts = alsServeMountsHere()
+    // serve mode: a storage.conf entry naming an als serve mount of this store points podman at
+    // it through the mount (the mount table names the store; the mount is never stat'ed)
+    const mounts = serveMountsOf(root, alsServeMountsHere(), sameDir)
     const sameOrMount = (a: string, b: string) => (b === root && mounts.includes(path.resolve(a))) || sameDir(a, b)
     checks.push(judgeStorageConf(root, storage, sameOrMount, {
       target: storageConfTarget(host),

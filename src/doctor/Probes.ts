@@ -42,26 +42,41 @@ export const mountPointOf = (p: string): string | undefined => {
   }
 }
 
+export interface ServeMount {
+  readonly mountpoint: string
+  /** the mount's source: the store it serves (`als` for a server that did not name it) */
+  readonly source: string
+}
+
+const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+
 /**
- * Mount points of `als serve` filesystems (type fuse.als) in a mountinfo text. Read from the
- * table alone: a stat of the mount would be a request to the server.
+ * `als serve` filesystems (type fuse.als) in a mountinfo text. Read from the table alone: a
+ * stat of the mount would be a request to the server.
  */
-export const alsServeMounts = (mountinfo: string): ReadonlyArray<string> =>
+export const alsServeMounts = (mountinfo: string): ReadonlyArray<ServeMount> =>
   mountinfo.split("\n").flatMap((line) => {
     const f = line.split(" ")
     const sep = f.indexOf("-", 6)
     if (sep === -1 || f[sep + 1] !== "fuse.als" || f[4] === undefined) return []
-    return [f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))]
+    return [{ mountpoint: unescapeOctal(f[4]), source: unescapeOctal(f[sep + 2] ?? "") }]
   })
 
 /** The `als serve` mounts this process sees; none when the table cannot be read. */
-export const alsServeMountsHere = (): ReadonlyArray<string> => {
+export const alsServeMountsHere = (): ReadonlyArray<ServeMount> => {
   try {
     return alsServeMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"))
   } catch {
     return []
   }
 }
+
+/**
+ * The mounts that serve `root`: a server names its store as the mount's source; one that does
+ * not (source `als`) may serve any store, so it counts.
+ */
+export const serveMountsOf = (root: string, mounts: ReadonlyArray<ServeMount>, same: (a: string, b: string) => boolean): ReadonlyArray<string> =>
+  mounts.filter((m) => m.source === "als" || (m.source.startsWith("/") && same(m.source, root))).map((m) => m.mountpoint)
 
 /** xfs's ftype flag from xfs_info, undefined when it cannot be read. */
 export const xfsFtype = (p: string): number | undefined => {

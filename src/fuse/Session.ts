@@ -44,8 +44,10 @@ export interface FuseHandler {
 export interface SessionOptions {
   readonly mountpoint: string
   readonly handler: FuseHandler
-  /** the mount's source and subtype: `als` → type `fuse.als` */
+  /** the mount's subtype: `als` → type `fuse.als` */
   readonly name?: string
+  /** the mount's source in the mount table (default: the name); als serve names its store */
+  readonly source?: string
   /** called once when the session ends (unmounted by us or by someone else) */
   readonly onClose?: (why: string) => void
   /** called for a request the loop could not answer normally (logging only) */
@@ -149,7 +151,7 @@ export const startSession = async (opts: SessionOptions): Promise<Session> => {
   const st = fs.statSync(opts.mountpoint)
   try {
     mountApi.mount(
-      name,
+      opts.source ?? name,
       opts.mountpoint,
       `fuse.${name}`,
       MS_NOSUID | MS_NODEV,

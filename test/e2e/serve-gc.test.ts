@@ -6,9 +6,10 @@
 // Real docker-registry on 127.0.0.1, real podman; nothing is skipped.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { als, alsLog, alsOk, eventsOf } from "../lib/als.ts"
+import { alsServeMounts } from "../../src/doctor/Probes.ts"
 import { startRegistry, type RegistryHandle } from "../lib/registry.ts"
 import { MIN, Resources } from "./support.ts"
 import { busyboxLayer, layerOf, pushLayers, type Serving, startServe, stopServers } from "./serveSupport.ts"
@@ -113,6 +114,16 @@ describe("als doctor with an als serve mount up", () => {
     await alsOk(["init", "--root", root])
     const server = await startServe(root, mnt, ["--lazy=false"])
     servers.push(server)
+    // a second server of another store, up at the same time: the doctor must not name its mount
+    const otherRoot = res.tempDir("serve-doctor-other-store")
+    const otherMnt = res.tempDir("serve-doctor-other-mnt")
+    await alsOk(["init", "--root", otherRoot])
+    const other = await startServe(otherRoot, otherMnt, ["--lazy=false"])
+    servers.push(other)
+    // the mount table names the store each mount serves
+    const table = alsServeMounts(readFileSync("/proc/self/mountinfo", "utf8"))
+    expect(table.find((m) => m.mountpoint === mnt)?.source).toBe(root)
+    expect(table.find((m) => m.mountpoint === otherMnt)?.source).toBe(otherRoot)
     const conf = (stores: string) => {
       const file = join(res.tempDir("serve-doctor-conf"), "storage.conf")
       writeFileSync(file, `[storage]\ndriver = "overlay"\ngraphroot = "/var/lib/containers/storage"\nrunroot = "/run/containers/storage"\n\n[storage.options]\nadditionallayerstores = ["${stores}"]\n`)
@@ -128,6 +139,8 @@ describe("als doctor with an als serve mount up", () => {
     const atStore = await doctor(conf(`${root}:ref`))
     expect(atStore.serve?.status).toBe("warn")
     expect(atStore.serve?.fix).toContain(`additionallayerstores = ["${mnt}:ref"]`)
+    expect(atStore.serve?.detail).not.toContain(otherMnt)
+    expect(await other.stop("SIGTERM")).toBe(0)
     // the doctor never looked a layer up through the mount
     expect(await server.stop("SIGTERM")).toBe(0)
     expect(eventsOf(await alsLog(root), "LookupRequested")).toEqual([])

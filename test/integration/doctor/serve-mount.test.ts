@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test"
 import type { Resolved, StorageSettings } from "../../../src/config/StorageConf.ts"
 import { judgeServeMount } from "../../../src/doctor/Checks.ts"
-import { alsServeMounts } from "../../../src/doctor/Probes.ts"
+import { alsServeMounts, serveMountsOf } from "../../../src/doctor/Probes.ts"
 import { serveModeAdvice } from "../../../src/cli/InitCommand.ts"
 
 const settings = (stores: ReadonlyArray<string>): Resolved => ({
@@ -26,14 +26,29 @@ describe("the mount table", () => {
   test("only fuse.als mounts are als serve's; octal escapes in mount points are decoded", () => {
     const table = [
       "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
-      "90 22 0:50 / /run/als rw,nosuid,nodev,relatime shared:40 - fuse.als als rw,user_id=0,group_id=0,allow_other",
+      "90 22 0:50 / /run/als rw,nosuid,nodev,relatime shared:40 - fuse.als /var/lib/als rw,user_id=0,group_id=0,allow_other",
       "91 22 0:51 / /mnt/with\\040space rw,nosuid,nodev - fuse.als als rw",
       "92 22 0:52 / /mnt/other-fuse rw,nosuid,nodev - fuse.sshfs host:/ rw",
       "93 22 0:53 / /mnt/named-fuse.als rw - tmpfs tmpfs rw",
       "garbage",
       "",
     ].join("\n")
-    expect(alsServeMounts(table)).toEqual(["/run/als", "/mnt/with space"])
+    expect(alsServeMounts(table)).toEqual([
+      { mountpoint: "/run/als", source: "/var/lib/als" },
+      { mountpoint: "/mnt/with space", source: "als" },
+    ])
+  })
+
+  test("doctor counts only the mounts that serve its store (and servers that do not name one)", () => {
+    const mounts = [
+      { mountpoint: "/run/als", source: "/var/lib/als" },
+      { mountpoint: "/run/other", source: "/srv/other-store" },
+      { mountpoint: "/run/old", source: "als" },
+      { mountpoint: "/run/odd", source: "relative/path" },
+    ]
+    const same = (a: string, b: string) => a === b
+    expect(serveMountsOf("/var/lib/als", mounts, same)).toEqual(["/run/als", "/run/old"])
+    expect(serveMountsOf("/srv/other-store", mounts, same)).toEqual(["/run/other", "/run/old"])
   })
 })
 
