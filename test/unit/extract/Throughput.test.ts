@@ -57,11 +57,23 @@ describe("throughput and memory", () => {
     const { digest: diffId, size: diffSize } = tar.result()
     const { digest, size } = blob.result()
 
-    // pass 2: ingest from the file while sampling RSS
+    // pass 2: ingest from the file while sampling RSS. Two figures: the raw peak, and the peak
+    // of what is still alive (RSS right after a forced collection). The raw peak also holds
+    // garbage not yet collected, which grows when the machine is busy (the collector gets less
+    // CPU than the allocating thread): a soak run at load 15-20 saw +123 MB. What would grow
+    // with the layer's size (buffering, a leak) is alive, so the bound applies to that.
     gc()
     const base = process.memoryUsage().rss
     let peak = base
-    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10)
+    let peakLive = base
+    let ticks = 0
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss)
+      if (++ticks % 10 === 0) {
+        gc()
+        peakLive = Math.max(peakLive, process.memoryUsage().rss)
+      }
+    }, 10)
     const t0 = performance.now()
     const r = await run(fs.createReadStream(blobFile, { highWaterMark: 64 * 1024 }), {
       digest,
@@ -72,15 +84,18 @@ describe("throughput and memory", () => {
     const secs = (performance.now() - t0) / 1000
     clearInterval(timer)
     peak = Math.max(peak, process.memoryUsage().rss)
-    const growth = (peak - base) / MB
+    const growth = (peakLive - base) / MB
+    const rawGrowth = (peak - base) / MB
     console.log(
       `[extract] tmpfs, gzip ${(diffSize / MB).toFixed(0)} MB tar (${(size / MB).toFixed(0)} MB blob, ${r.files} files): ` +
         `${secs.toFixed(2)} s, ${(diffSize / MB / secs).toFixed(0)} MB/s uncompressed, ` +
-        `${(size / MB / secs).toFixed(0)} MB/s blob; RSS +${growth.toFixed(1)} MB (base ${(base / MB).toFixed(0)} MB)`,
+        `${(size / MB / secs).toFixed(0)} MB/s blob; RSS +${growth.toFixed(1)} MB alive, +${rawGrowth.toFixed(1)} MB raw peak (base ${(base / MB).toFixed(0)} MB)`,
     )
     expect(r.diffSize).toBe(diffSize)
     expect(r.bytes).toBeGreaterThan(299 * MB)
     expect(growth).toBeLessThan(100)
+    // garbage is bounded too: a pipeline that buffered the layer would pass 300 MB here
+    expect(rawGrowth).toBeLessThan(250)
     fs.rmSync(path.join(work, "big"), { recursive: true, force: true })
     fs.rmSync(blobFile)
   }, 60_000)
