@@ -104,6 +104,9 @@ export const warmSyncfsThread = (): void => {
   start()
 }
 
+/** True once the sync thread runs (tests: proves syncs leave the caller's thread). */
+export const syncfsThreadRunning = (): boolean => worker !== undefined
+
 const inline = (sys: Pick<SyscallsApi, "syncfs">, path: string): Promise<void> => {
   try {
     sys.syncfs(path)
