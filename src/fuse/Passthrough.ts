@@ -20,7 +20,8 @@
  */
 import * as fs from "node:fs"
 import type { SyscallsApi } from "../sys/Syscalls.ts"
-import { BackedOpen, OpenFlag, type Request, replyErrno, replyOpen } from "./Protocol.ts"
+import { OpenFlag, type Request } from "./Protocol.ts"
+import { BackedOpen, replyErrno, replyOpen } from "./Replies.ts"
 
 /** The kernel's backing files may stack this deep below us: 1 keeps room for podman's overlay on top. */
 export const MAX_STACK_DEPTH = 1

@@ -28,7 +28,8 @@
  * ENOENT (the requester was interrupted and gave up) is dropped; ENODEV means unmounted.
  */
 import * as fs from "node:fs"
-import { Errno, expectsReply, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, type Request, decodeRequest, replyEmpty, replyError, replyInit } from "./Protocol.ts"
+import { Errno, expectsReply, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, type Request, decodeRequest } from "./Protocol.ts"
+import { replyEmpty, replyError, replyInit } from "./Replies.ts"
 import { makePassthrough, MAX_STACK_DEPTH, type PassthroughState, type PassthroughStats } from "./Passthrough.ts"
 import { loadMount, MNT_DETACH, MS_NODEV, MS_NOSUID, type MountApi } from "../sys/Mount.ts"
 import { loadSyscalls } from "../sys/Syscalls.ts"

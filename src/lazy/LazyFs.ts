@@ -13,6 +13,7 @@
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
 import * as P from "../fuse/Protocol.ts"
+import * as R from "../fuse/Replies.ts"
 import type { Node, NodeTable } from "../serve/Nodes.ts"
 import { ChunkCorrupt, type ChunkReader } from "./Chunks.ts"
 import type { TocModel, TocNode } from "./TocModel.ts"
@@ -67,7 +68,7 @@ const inoOf = (key: object): number => {
 
 const rdevOf = (major: number, minor: number) => ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0
 
-export const lazyAttr = (ref: LazyRef, started: number): P.Attr => {
+export const lazyAttr = (ref: LazyRef, started: number): R.Attr => {
   if (ref.what === "info") return { ino: inoOf(ref.layer.info), mode: P.S_IFREG | 0o444, size: ref.layer.info.length, nlink: 1, time: started }
   if (ref.what === "blob") return { ino: inoOf(ref.layer), mode: P.S_IFREG | 0o444, size: ref.layer.blobSize, nlink: 1, time: started }
   const n = ref.node
@@ -132,7 +133,7 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
 
   const entry = (unique: bigint, parent: number, name: string, ref: LazyRef) => {
     const node = nodes.lookup(parent, name, wrap(ref))
-    return P.replyEntry(unique, node.id, lazyAttr(ref, started), { entry: VALID, attr: VALID })
+    return R.replyEntry(unique, node.id, lazyAttr(ref, started), { entry: VALID, attr: VALID })
   }
 
   const layerEntry = (unique: bigint, parent: number, name: string, layer: LazyLayer) => {
@@ -150,24 +151,24 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
 
   const read = async (unique: bigint, ref: LazyRef, offset: number, size: number): Promise<Uint8Array> => {
     const layer = ref.layer
-    if (ref.what === "info") return P.replyData(unique, layer.info.subarray(offset, offset + size))
+    if (ref.what === "info") return R.replyData(unique, layer.info.subarray(offset, offset + size))
     if (ref.what === "blob") {
       try {
         const file = await withDeadline(layer.blobFile(), layer.readTimeoutMs, "the layer's blob")
-        return P.replyData(unique, await readFileRange(file, offset, Math.min(size, Math.max(0, layer.blobSize - offset))))
+        return R.replyData(unique, await readFileRange(file, offset, Math.min(size, Math.max(0, layer.blobSize - offset))))
       } catch (e) {
         layer.failed("blob", (e as Error).message)
-        return P.replyError(unique, P.Errno.EIO)
+        return R.replyError(unique, P.Errno.EIO)
       }
     }
-    if (ref.node.kind !== "file") return P.replyError(unique, P.Errno.EINVAL)
+    if (ref.node.kind !== "file") return R.replyError(unique, P.Errno.EINVAL)
     try {
       const bytes = await withDeadline(layer.reader.read(ref.node, offset, size), layer.readTimeoutMs, `reading ${ref.path}`)
-      return P.replyData(unique, bytes)
+      return R.replyData(unique, bytes)
     } catch (e) {
       if (e instanceof ChunkCorrupt) layer.corrupt(ref.path, e.message)
       else layer.failed(ref.path, (e as Error).message)
-      return P.replyError(unique, P.Errno.EIO)
+      return R.replyError(unique, P.Errno.EIO)
     }
   }
 
@@ -193,37 +194,37 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
     const dir = ref.what === "toc" && ref.node.kind === "dir" ? ref.node : undefined
     switch (req.op) {
       case "Lookup": {
-        if (!dir || ref.what !== "toc") return P.replyError(unique, dir ? P.Errno.ENOENT : P.Errno.ENOTDIR)
+        if (!dir || ref.what !== "toc") return R.replyError(unique, dir ? P.Errno.ENOENT : P.Errno.ENOTDIR)
         // the decoder reads names as latin1 bytes; TOC names are Unicode, written as UTF-8
         const name = Buffer.from(req.name, "latin1").toString("utf8")
         const child = dir.children.get(name)
-        if (!child) return P.replyError(unique, P.Errno.ENOENT)
+        if (!child) return R.replyError(unique, P.Errno.ENOENT)
         return entry(unique, node.id, req.name, { what: "toc", layer: ref.layer, node: child, path: ref.path === "" ? name : `${ref.path}/${name}` })
       }
       case "Getattr":
-        return P.replyAttr(unique, lazyAttr(ref, started), VALID)
+        return R.replyAttr(unique, lazyAttr(ref, started), VALID)
       case "Readlink":
-        return ref.what === "toc" && ref.node.kind === "symlink" ? P.replyData(unique, enc.encode(ref.node.target)) : P.replyError(unique, P.Errno.EINVAL)
+        return ref.what === "toc" && ref.node.kind === "symlink" ? R.replyData(unique, enc.encode(ref.node.target)) : R.replyError(unique, P.Errno.EINVAL)
       case "Opendir":
-        return dir ? P.replyOpen(unique, 0n) : P.replyError(unique, P.Errno.ENOTDIR)
+        return dir ? R.replyOpen(unique, 0n) : R.replyError(unique, P.Errno.ENOTDIR)
       case "Readdir": {
-        if (!dir) return P.replyError(unique, P.Errno.ENOTDIR)
-        const entries: P.DirEntry[] = [
+        if (!dir) return R.replyError(unique, P.Errno.ENOTDIR)
+        const entries: R.DirEntry[] = [
           { ino: inoOf(dir), name: ".", type: DT.dir },
           { ino: node.parent || node.id, name: "..", type: DT.dir },
         ]
         for (const [name, child] of dir.children) entries.push({ ino: inoOf(child), name, type: DT[child.kind] })
-        return P.replyData(unique, P.encodeDirents(entries, req.offset, req.size))
+        return R.replyData(unique, R.encodeDirents(entries, req.offset, req.size))
       }
       case "Open": {
-        if (dir) return P.replyError(unique, P.Errno.EISDIR)
-        if (ref.what === "toc" && ref.node.kind !== "file") return P.replyError(unique, P.Errno.EACCES)
-        const plain = P.replyOpen(unique, 0n, FOPEN_KEEP_CACHE)
+        if (dir) return R.replyError(unique, P.Errno.EISDIR)
+        if (ref.what === "toc" && ref.node.kind !== "file") return R.replyError(unique, P.Errno.EACCES)
+        const plain = R.replyOpen(unique, 0n, FOPEN_KEEP_CACHE)
         if (ref.what === "info" || !P.isReadOnlyOpen(req.flags)) return plain
         if (ref.what === "toc" && (ref.node.kind !== "file" || !isPlainRelative(ref.path))) return plain
         const size = ref.what === "toc" && ref.node.kind === "file" ? ref.node.size : ref.layer.blobSize
         const backed = (done: Completed | undefined) =>
-          done === undefined ? plain : P.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
+          done === undefined ? plain : R.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
         const known = completion.get(ref.layer)?.done
         return known ? backed(known) : completed(ref.layer).then(backed)
       }
@@ -232,27 +233,27 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
       case "Release":
       case "Releasedir":
       case "Access":
-        return P.replyEmpty(unique)
+        return R.replyEmpty(unique)
       case "Getxattr": {
         const hit = xattrsOf(ref).find(([n]) => n === req.name)
-        if (!hit) return P.replyError(unique, P.Errno.ENODATA)
-        if (req.size === 0) return P.replyXattrSize(unique, hit[1].length)
-        return req.size < hit[1].length ? P.replyError(unique, ERANGE) : P.replyData(unique, hit[1])
+        if (!hit) return R.replyError(unique, P.Errno.ENODATA)
+        if (req.size === 0) return R.replyXattrSize(unique, hit[1].length)
+        return req.size < hit[1].length ? R.replyError(unique, ERANGE) : R.replyData(unique, hit[1])
       }
       case "Listxattr": {
         const names = enc.encode(xattrsOf(ref).map(([n]) => `${n}\0`).join(""))
-        if (req.size === 0) return P.replyXattrSize(unique, names.length)
-        return req.size < names.length ? P.replyError(unique, ERANGE) : P.replyData(unique, names)
+        if (req.size === 0) return R.replyXattrSize(unique, names.length)
+        return req.size < names.length ? R.replyError(unique, ERANGE) : R.replyData(unique, names)
       }
       case "Statfs":
-        return P.replyStatfs(unique)
+        return R.replyStatfs(unique)
       case "Create":
       case "Mknod":
       case "Mkdir":
       case "Rmdir":
       case "Unlink":
       case "Write":
-        return P.replyError(unique, P.Errno.EROFS)
+        return R.replyError(unique, P.Errno.EROFS)
       case "Forget":
       case "BatchForget":
       case "Interrupt":
@@ -261,7 +262,7 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
       case "Destroy":
       case "Unsupported":
       case "Malformed":
-        return P.replyError(unique, P.Errno.ENOSYS)
+        return R.replyError(unique, P.Errno.ENOSYS)
     }
   }
 

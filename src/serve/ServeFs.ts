@@ -20,6 +20,7 @@
 import type { Digest } from "../domain/Digest.ts"
 import type { FuseHandler } from "../fuse/Session.ts"
 import * as P from "../fuse/Protocol.ts"
+import * as R from "../fuse/Replies.ts"
 import { type Node, NodeTable, type NodeKind } from "./Nodes.ts"
 import { MAX_POOL_DEPTH, parseKey, parseLayerEntry, parsePoolElement, parseRefName, parseRootfsName, POOL_DIR, poolTarget, USE_FILE } from "./Names.ts"
 import type { LayerRequest, ServedLayer } from "./Resolver.ts"
@@ -50,7 +51,7 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
   const layerValid = opts.layerValid ?? 60
   const started = Date.now() / 1000
 
-  const attrOf = (id: number, data: NodeKind): P.Attr => {
+  const attrOf = (id: number, data: NodeKind): R.Attr => {
     switch (data.kind) {
       case "link":
         return { ino: id, mode: P.S_IFLNK | 0o777, size: enc.encode(data.target).length, nlink: 1, time: started }
@@ -68,10 +69,10 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
   const entry = (unique: bigint, parent: number, name: string, data: NodeKind) => {
     const node = nodes.lookup(parent, name, data)
     const v = validOf(data)
-    return P.replyEntry(unique, node.id, attrOf(node.id, data), { entry: v, attr: v })
+    return R.replyEntry(unique, node.id, attrOf(node.id, data), { entry: v, attr: v })
   }
 
-  const enoent = (unique: bigint) => P.replyError(unique, P.Errno.ENOENT)
+  const enoent = (unique: bigint) => R.replyError(unique, P.Errno.ENOENT)
 
   const layerData = (served: ServedLayer, key: Digest, ref: string | undefined): NodeKind => ({
     kind: "layer",
@@ -123,7 +124,7 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
         return e ? entry(unique, parent.id, name, { kind: "link", target: `${d.dir}/${e}` }) : enoent(unique)
       }
       case "link":
-        return P.replyError(unique, P.Errno.ENOTDIR)
+        return R.replyError(unique, P.Errno.ENOTDIR)
       case "lazy":
         return lazyFs.handle(req, parent, d.ref) ?? enoent(unique)
     }
@@ -131,8 +132,8 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
 
   /** `use` in a layer directory: a holder more, and ENOENT as containers/storage expects. */
   const create = (unique: bigint, node: Node | undefined, name: string, pid: number) => {
-    if (!node || node.data.kind !== "layer") return P.replyError(unique, node ? P.Errno.EROFS : P.Errno.ENOENT)
-    if (name !== USE_FILE) return P.replyError(unique, P.Errno.EROFS)
+    if (!node || node.data.kind !== "layer") return R.replyError(unique, node ? P.Errno.EROFS : P.Errno.ENOENT)
+    if (name !== USE_FILE) return R.replyError(unique, P.Errno.EROFS)
     const d = node.data
     supply.used("LayerAcquired", { dir: d.dir, layer: d.layer }, d.key, d.ref, pid)
     return enoent(unique)
@@ -142,7 +143,7 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
   const rmdir = async (unique: bigint, parent: Node | undefined, name: string, pid: number) => {
     if (!parent || (parent.data.kind !== "root" && parent.data.kind !== "ref")) return enoent(unique)
     const key = parseKey(name)
-    if (!key) return P.replyError(unique, parseRefName(name) !== undefined ? P.Errno.EROFS : P.Errno.ENOENT)
+    if (!key) return R.replyError(unique, parseRefName(name) !== undefined ? P.Errno.EROFS : P.Errno.ENOENT)
     const ref = parent.data.kind === "ref" ? parent.data.ref : undefined
     const known = nodes.child(parent.id, name)
     const served = known?.data.kind === "layer"
@@ -155,8 +156,8 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
   const readdir = (req: Extract<P.Request, { op: "Readdir" }>) => {
     const node = nodes.get(req.h.nodeid)
     if (!node) return enoent(req.h.unique)
-    if (node.data.kind === "link") return P.replyError(req.h.unique, P.Errno.ENOTDIR)
-    const entries: P.DirEntry[] = [
+    if (node.data.kind === "link") return R.replyError(req.h.unique, P.Errno.ENOTDIR)
+    const entries: R.DirEntry[] = [
       { ino: node.id, name: ".", type: P.DT_DIR },
       { ino: node.parent || node.id, name: "..", type: P.DT_DIR },
     ]
@@ -164,7 +165,7 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
     if (node.data.kind === "layer") {
       for (const name of ["diff", "info", "blob"]) entries.push({ ino: 0xffffffff, name, type: P.DT_LNK })
     }
-    return P.replyData(req.h.unique, P.encodeDirents(entries, req.offset, req.size))
+    return R.replyData(req.h.unique, R.encodeDirents(entries, req.offset, req.size))
   }
 
   const handle = (req: P.Request): Uint8Array | Promise<Uint8Array> | undefined => {
@@ -185,26 +186,26 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
         return undefined
       case "Getattr": {
         const node = nodes.get(req.h.nodeid)
-        return node ? P.replyAttr(unique, attrOf(node.id, node.data), validOf(node.data)) : enoent(unique)
+        return node ? R.replyAttr(unique, attrOf(node.id, node.data), validOf(node.data)) : enoent(unique)
       }
       case "Readlink": {
         const node = nodes.get(req.h.nodeid)
-        if (!node || node.data.kind !== "link") return P.replyError(unique, P.Errno.EINVAL)
-        return P.replyData(unique, enc.encode(node.data.target))
+        if (!node || node.data.kind !== "link") return R.replyError(unique, P.Errno.EINVAL)
+        return R.replyData(unique, enc.encode(node.data.target))
       }
       case "Opendir": {
         const node = nodes.get(req.h.nodeid)
-        return node && node.data.kind !== "link" ? P.replyOpen(unique, 0n) : P.replyError(unique, P.Errno.ENOTDIR)
+        return node && node.data.kind !== "link" ? R.replyOpen(unique, 0n) : R.replyError(unique, P.Errno.ENOTDIR)
       }
       case "Readdir":
         return readdir(req)
       case "Releasedir":
       case "Release":
-        return P.replyEmpty(unique)
+        return R.replyEmpty(unique)
       case "Open":
-        return P.replyError(unique, P.Errno.EACCES)
+        return R.replyError(unique, P.Errno.EACCES)
       case "Read":
-        return P.replyError(unique, P.Errno.EIO) // nothing here is opened
+        return R.replyError(unique, P.Errno.EIO) // nothing here is opened
       case "Create":
       case "Mknod":
         return create(unique, nodes.get(req.h.nodeid), req.name, req.h.pid)
@@ -213,20 +214,20 @@ export const makeServeFs = (supply: LayerSupply, opts: ServeFsOptions = {}): Fus
       case "Mkdir":
       case "Unlink":
       case "Write":
-        return P.replyError(unique, P.Errno.EROFS)
+        return R.replyError(unique, P.Errno.EROFS)
       case "Statfs":
-        return P.replyStatfs(unique)
+        return R.replyStatfs(unique)
       case "Access":
-        return P.replyEmpty(unique)
+        return R.replyEmpty(unique)
       case "Getxattr":
-        return P.replyError(unique, P.Errno.ENODATA)
+        return R.replyError(unique, P.Errno.ENODATA)
       case "Listxattr":
-        return req.size === 0 ? P.replyXattrSize(unique, 0) : P.replyData(unique, new Uint8Array(0))
+        return req.size === 0 ? R.replyXattrSize(unique, 0) : R.replyData(unique, new Uint8Array(0))
       case "Init":
       case "Destroy":
       case "Unsupported":
       case "Malformed":
-        return P.replyError(unique, P.Errno.ENOSYS)
+        return R.replyError(unique, P.Errno.ENOSYS)
     }
   }
 

@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as P from "../../../src/fuse/Protocol.ts"
+import * as R from "../../../src/fuse/Replies.ts"
 import { type Session, startSession } from "../../../src/fuse/Session.ts"
 
 const dirs: string[] = []
@@ -47,8 +48,8 @@ const tmp = (prefix: string) => {
 }
 
 const now = Date.now() / 1000
-const dirAttr: P.Attr = { ino: 1, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now }
-const fileAttr = (ino: number, size: number): P.Attr => ({ ino, mode: P.S_IFREG | 0o444, size, nlink: 1, time: now })
+const dirAttr: R.Attr = { ino: 1, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now }
+const fileAttr = (ino: number, size: number): R.Attr => ({ ino, mode: P.S_IFREG | 0o444, size, nlink: 1, time: now })
 
 /** 3 MiB of bytes that differ from offset to offset (a misplaced page shows) */
 const content = (() => {
@@ -87,32 +88,32 @@ const mountTree = async (backing: string, opts: { passthrough?: boolean; other?:
         const u = r.h.unique
         switch (r.op) {
           case "Getattr":
-            return P.replyAttr(u, r.h.nodeid === 1 ? dirAttr : fileAttr(r.h.nodeid, content.length), 0)
+            return R.replyAttr(u, r.h.nodeid === 1 ? dirAttr : fileAttr(r.h.nodeid, content.length), 0)
           case "Lookup": {
             const i = names.indexOf(r.name)
-            return i < 0 ? P.replyError(u, P.Errno.ENOENT) : P.replyEntry(u, i + 2, fileAttr(i + 2, content.length), { entry: 0, attr: 0 })
+            return i < 0 ? R.replyError(u, P.Errno.ENOENT) : R.replyEntry(u, i + 2, fileAttr(i + 2, content.length), { entry: 0, attr: 0 })
           }
           case "Open": {
-            const plain = P.replyOpen(u, 0n, P.OpenFlag.KEEP_CACHE)
+            const plain = R.replyOpen(u, 0n, P.OpenFlag.KEEP_CACHE)
             const name = nameOf(r.h.nodeid)
-            if (name === "complete" || (name === "later" && flags.later)) return P.backedOpen(plain, backing, content.length)
-            if (name === "wrongsize") return P.backedOpen(plain, backing, content.length + 1)
-            if (name === "other") return P.backedOpen(plain, opts.other ?? backing, content.length)
+            if (name === "complete" || (name === "later" && flags.later)) return R.backedOpen(plain, backing, content.length)
+            if (name === "wrongsize") return R.backedOpen(plain, backing, content.length + 1)
+            if (name === "other") return R.backedOpen(plain, opts.other ?? backing, content.length)
             return plain
           }
           case "Read": {
             const name = nameOf(r.h.nodeid)
             reads.set(name, reads.get(name)! + 1)
-            return P.replyData(u, content.subarray(r.offset, r.offset + r.size))
+            return R.replyData(u, content.subarray(r.offset, r.offset + r.size))
           }
           case "Release":
-            return P.replyEmpty(u)
+            return R.replyEmpty(u)
           case "Forget":
           case "BatchForget":
           case "Interrupt":
             return undefined
           default:
-            return P.replyError(u, P.Errno.ENOSYS)
+            return R.replyError(u, P.Errno.ENOSYS)
         }
       },
     },
@@ -230,6 +231,7 @@ sys.stdout.buffer.write(m[1 << 20:(1 << 20) + 4096])`], { stdout: "pipe", stderr
     const backing = backingFile()
     const script = `
       const P = await import(${JSON.stringify(join(import.meta.dir, "../../../src/fuse/Protocol.ts"))})
+      const R = await import(${JSON.stringify(join(import.meta.dir, "../../../src/fuse/Replies.ts"))})
       const { startSession } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/fuse/Session.ts"))})
       const { dlopen, FFIType, ptr } = await import("bun:ffi")
       const fs = await import("node:fs")
@@ -239,13 +241,13 @@ sys.stdout.buffer.write(m[1 << 20:(1 << 20) + 4096])`], { stdout: "pipe", stderr
       await startSession({ mountpoint: ${JSON.stringify(mnt)}, handler: { handle: (r) => {
         const u = r.h.unique
         switch (r.op) {
-          case "Getattr": return P.replyAttr(u, r.h.nodeid === 1 ? { ino: 1, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now } : file, 0)
-          case "Lookup": return r.name === "complete" ? P.replyEntry(u, 2, file, { entry: 0, attr: 0 }) : P.replyError(u, P.Errno.ENOENT)
-          case "Open": return P.backedOpen(P.replyOpen(u, 0n, P.OpenFlag.KEEP_CACHE), ${JSON.stringify(backing)}, bytes.length)
-          case "Read": process.stdout.write("READ\\n"); return P.replyData(u, bytes.subarray(r.offset, r.offset + r.size))
-          case "Release": return P.replyEmpty(u)
+          case "Getattr": return R.replyAttr(u, r.h.nodeid === 1 ? { ino: 1, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now } : file, 0)
+          case "Lookup": return r.name === "complete" ? R.replyEntry(u, 2, file, { entry: 0, attr: 0 }) : R.replyError(u, P.Errno.ENOENT)
+          case "Open": return R.backedOpen(R.replyOpen(u, 0n, P.OpenFlag.KEEP_CACHE), ${JSON.stringify(backing)}, bytes.length)
+          case "Read": process.stdout.write("READ\\n"); return R.replyData(u, bytes.subarray(r.offset, r.offset + r.size))
+          case "Release": return R.replyEmpty(u)
           case "Forget": case "BatchForget": case "Interrupt": return undefined
-          default: return P.replyError(u, P.Errno.ENOSYS)
+          default: return R.replyError(u, P.Errno.ENOSYS)
         }
       } } })
       // capget/capset (version 3): clear CAP_SYS_ADMIN (21) from this thread's effective set

@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from "bun:test"
 import * as P from "../../../src/fuse/Protocol.ts"
+import * as R from "../../../src/fuse/Replies.ts"
 
 /** A request as the kernel writes it: fuse_in_header then `body`. */
 const request = (opcode: number, body: Uint8Array, opts: { unique?: bigint; nodeid?: bigint; pid?: number; len?: number } = {}) => {
@@ -89,13 +90,13 @@ describe("decodeRequest", () => {
 
 describe("replies", () => {
   test("an error is a bare header with -errno", () => {
-    const b = P.replyError(5n, P.Errno.ENOENT)
+    const b = R.replyError(5n, P.Errno.ENOENT)
     const v = new DataView(b.buffer)
     expect([b.length, v.getUint32(0, true), v.getInt32(4, true), v.getBigUint64(8, true)]).toEqual([16, 16, -2, 5n])
   })
 
   test("fuse_entry_out: node id, timeouts (seconds + nanoseconds), then fuse_attr", () => {
-    const b = P.replyEntry(1n, 42, { ino: 42, mode: P.S_IFDIR | 0o755, size: 0, nlink: 2, time: 1000 }, { entry: 1.5, attr: 60 })
+    const b = R.replyEntry(1n, 42, { ino: 42, mode: P.S_IFDIR | 0o755, size: 0, nlink: 2, time: 1000 }, { entry: 1.5, attr: 60 })
     const v = new DataView(b.buffer)
     expect(b.length).toBe(16 + 128)
     expect(v.getBigUint64(16, true)).toBe(42n) // nodeid
@@ -109,17 +110,17 @@ describe("replies", () => {
 
   test("READDIR entries are 8-byte aligned, carry the next offset, and stop at the size asked", () => {
     const entries = [{ ino: 1, name: ".", type: P.DT_DIR }, { ino: 1, name: "..", type: P.DT_DIR }, { ino: 9, name: "diff", type: P.DT_LNK }]
-    const all = P.encodeDirents(entries, 0, 4096)
+    const all = R.encodeDirents(entries, 0, 4096)
     expect(all.length).toBe(32 + 32 + 32)
     const v = new DataView(all.buffer)
     expect([v.getBigUint64(64, true), v.getBigUint64(72, true), v.getUint32(80, true), v.getUint32(84, true)]).toEqual([9n, 3n, 4, P.DT_LNK])
     expect(new TextDecoder().decode(all.subarray(88, 92))).toBe("diff")
-    expect(P.encodeDirents(entries, 1, 40).length).toBe(32) // only one fits
-    expect(P.encodeDirents(entries, 3, 4096).length).toBe(0) // past the end
+    expect(R.encodeDirents(entries, 1, 40).length).toBe(32) // only one fits
+    expect(R.encodeDirents(entries, 3, 4096).length).toBe(0) // past the end
   })
 
   test("fuse_init_out is 64 bytes with our version and limits", () => {
-    const b = P.replyInit(1n, { minor: 38, maxReadahead: 4096, flags: P.InitFlag.PARALLEL_DIROPS, maxBackground: 64, maxWrite: 131072, maxPages: 32 })
+    const b = R.replyInit(1n, { minor: 38, maxReadahead: 4096, flags: P.InitFlag.PARALLEL_DIROPS, maxBackground: 64, maxWrite: 131072, maxPages: 32 })
     const v = new DataView(b.buffer)
     expect(b.length).toBe(16 + 64)
     expect([v.getUint32(16, true), v.getUint32(20, true), v.getUint32(28, true), v.getUint32(36, true)]).toEqual([7, 38, P.InitFlag.PARALLEL_DIROPS, 131072])
@@ -146,17 +147,17 @@ describe("passthrough (7.40)", () => {
   })
 
   test("fuse_open_out names the backing id after the flags; fuse_init_out grants flags2 and the stack depth", () => {
-    const o = new DataView(P.replyOpen(3n, 9n, P.OpenFlag.PASSTHROUGH, 12).buffer)
+    const o = new DataView(R.replyOpen(3n, 9n, P.OpenFlag.PASSTHROUGH, 12).buffer)
     expect([o.getBigUint64(16, true), o.getUint32(24, true), o.getInt32(28, true)]).toEqual([9n, 1 << 7, 12])
-    const i = new DataView(P.replyInit(1n, { minor: 40, maxReadahead: 0, flags: P.InitFlag.INIT_EXT, maxBackground: 64, maxWrite: 4096, maxPages: 1, flags2: P.InitFlag2.PASSTHROUGH, maxStackDepth: 1 }).buffer)
+    const i = new DataView(R.replyInit(1n, { minor: 40, maxReadahead: 0, flags: P.InitFlag.INIT_EXT, maxBackground: 64, maxWrite: 4096, maxPages: 1, flags2: P.InitFlag2.PASSTHROUGH, maxStackDepth: 1 }).buffer)
     expect([i.getUint32(16 + 32, true), i.getUint32(16 + 36, true)]).toEqual([1 << 5, 1])
   })
 
   test("a BackedOpen is its fallback answer's bytes, plus the backing file and its size", () => {
-    const plain = P.replyOpen(4n, 0n, P.OpenFlag.KEEP_CACHE)
-    const b = P.backedOpen(plain, "/store/x/diff/etc/os-release", 42)
+    const plain = R.replyOpen(4n, 0n, P.OpenFlag.KEEP_CACHE)
+    const b = R.backedOpen(plain, "/store/x/diff/etc/os-release", 42)
     expect(b).toBeInstanceOf(Uint8Array)
     expect(Buffer.from(b).equals(Buffer.from(plain))).toBe(true)
-    expect([b.backing, b.size, P.replyErrno(b), P.replyErrno(P.replyError(4n, P.Errno.ENOENT))]).toEqual(["/store/x/diff/etc/os-release", 42, 0, 2])
+    expect([b.backing, b.size, R.replyErrno(b), R.replyErrno(R.replyError(4n, P.Errno.ENOENT))]).toEqual(["/store/x/diff/etc/os-release", 42, 0, 2])
   })
 })

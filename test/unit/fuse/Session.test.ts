@@ -9,6 +9,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as P from "../../../src/fuse/Protocol.ts"
+import * as R from "../../../src/fuse/Replies.ts"
 import { isFuseMount, type Session, startSession } from "../../../src/fuse/Session.ts"
 import { removeTempDir } from "../../lib/removeTemp.ts"
 
@@ -27,7 +28,7 @@ afterAll(() => {
 })
 
 const now = Date.now() / 1000
-const dirAttr = (ino: number): P.Attr => ({ ino, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now })
+const dirAttr = (ino: number): R.Attr => ({ ino, mode: P.S_IFDIR | 0o555, size: 0, nlink: 2, time: now })
 
 /** A tree with `fast` (answered at once), `slow` (after `slowMs`), `boom` (the handler throws). */
 const mountTree = async (slowMs: number) => {
@@ -40,20 +41,20 @@ const mountTree = async (slowMs: number) => {
       handle: (r) => {
         switch (r.op) {
           case "Getattr":
-            return P.replyAttr(r.h.unique, dirAttr(r.h.nodeid), 0)
+            return R.replyAttr(r.h.unique, dirAttr(r.h.nodeid), 0)
           case "Lookup":
             lookups++
-            if (r.name === "fast") return P.replyEntry(r.h.unique, 2, dirAttr(2), { entry: 0, attr: 0 })
+            if (r.name === "fast") return R.replyEntry(r.h.unique, 2, dirAttr(2), { entry: 0, attr: 0 })
             if (r.name === "slow") {
-              return new Promise((res) => setTimeout(() => res(P.replyEntry(r.h.unique, 3, dirAttr(3), { entry: 0, attr: 0 })), slowMs))
+              return new Promise((res) => setTimeout(() => res(R.replyEntry(r.h.unique, 3, dirAttr(3), { entry: 0, attr: 0 })), slowMs))
             }
             if (r.name === "boom") throw new Error("handler bug")
-            return P.replyError(r.h.unique, P.Errno.ENOENT)
+            return R.replyError(r.h.unique, P.Errno.ENOENT)
           case "Forget":
           case "BatchForget":
             return undefined
           default:
-            return P.replyError(r.h.unique, P.Errno.ENOSYS)
+            return R.replyError(r.h.unique, P.Errno.ENOSYS)
         }
       },
     },
@@ -132,7 +133,7 @@ describe("FUSE session", () => {
     await child.exited
     expect(() => fs.statSync(mnt)).toThrow(/ENOTCONN|not connected/)
     const { session } = await (async () => {
-      const s = await startSession({ mountpoint: mnt, handler: { handle: (r) => (r.op === "Getattr" ? P.replyAttr(r.h.unique, dirAttr(1), 0) : P.replyError(r.h.unique, P.Errno.ENOENT)) } })
+      const s = await startSession({ mountpoint: mnt, handler: { handle: (r) => (r.op === "Getattr" ? R.replyAttr(r.h.unique, dirAttr(1), 0) : R.replyError(r.h.unique, P.Errno.ENOENT)) } })
       sessions.push(s)
       return { session: s }
     })()
