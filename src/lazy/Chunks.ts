@@ -4,6 +4,12 @@
  * touches are fetched; each is decompressed and checked against its TOC digest before a byte
  * of it is returned, and kept in a content-addressed cache on disk (named by that digest,
  * checked again when read back: the cache is a file like any other, not trusted).
+ *
+ * A file all of whose chunks are in the cache is complete: its bytes are then written once,
+ * from chunks read back and checked again, to a file of its own under `files/` (named by the
+ * file's index in the TOC, never by a name from the TOC), renamed into place and never opened
+ * for writing again, so FUSE passthrough can hand it to the kernel (LazyFs.ts). Copies left by
+ * an earlier process are removed, not reused: only what this process wrote is served.
  */
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -81,16 +87,37 @@ export interface ChunkReader {
   /** up to `length` bytes of `file` from `offset` (fewer at its end) */
   readonly read: (file: TocFile, offset: number, length: number) => Promise<Uint8Array>
   readonly stats: ChunkStats
+  /**
+   * The on-disk copy of a complete file (exactly its checked bytes), once written; a promise
+   * while it is being written; undefined while a chunk of it is missing.
+   */
+  readonly complete: (file: TocFile) => string | Promise<string | undefined> | undefined
+  /** the copies of complete files go (the layer is committed: its tree serves them now) */
+  readonly dropCopies: () => void
+}
+
+export interface ChunkReaderOptions {
+  /** told the compressed bytes of every chunk fetched and checked, at their blob offset */
+  readonly keep?: (blobOffset: number, compressed: Uint8Array) => void
 }
 
 /**
  * Reads files of one layer. `cacheDir` holds verified chunks by digest (made 0700); chunks
  * fetched at the same time for the same digest share one fetch.
  */
-export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir: string): ChunkReader => {
+export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir: string, opts: ChunkReaderOptions = {}): ChunkReader => {
   fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 })
+  const filesDir = path.join(cacheDir, "files")
+  fs.rmSync(filesDir, { recursive: true, force: true })
   const stats: ChunkStats = { fetched: 0, fetchedBytes: 0, cached: 0 }
   const inflight = new Map<string, Promise<Uint8Array>>()
+  /** digests of chunks in the cache, as far as this process knows (a copy checks them again) */
+  const present = new Set<string>()
+  /** per file: its first chunks known present, so a check walks each chunk once */
+  const progress = new WeakMap<TocFile, number>()
+  const copies = new Map<TocFile, string>()
+  const copying = new Map<TocFile, Promise<string | undefined>>()
+  let dropped = false
 
   const cachePath = (d: Digest) => path.join(cacheDir, `${digestAlgorithm(d)}-${digestHex(d)}`)
 
@@ -99,14 +126,17 @@ export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir
     try {
       bytes = fs.readFileSync(cachePath(chunk.digest))
     } catch {
+      present.delete(chunk.digest)
       return undefined
     }
     const ok = bytes.length === chunk.size &&
       createHash(digestAlgorithm(chunk.digest)).update(bytes).digest("hex") === digestHex(chunk.digest)
     if (!ok) {
       fs.rmSync(cachePath(chunk.digest), { force: true }) // damaged: fetch it again
+      present.delete(chunk.digest)
       return undefined
     }
+    present.add(chunk.digest)
     return bytes
   }
 
@@ -116,6 +146,7 @@ export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir
     try {
       fs.writeFileSync(tmp, bytes, { mode: 0o600 })
       fs.renameSync(tmp, final)
+      present.add(chunk.digest)
     } catch {
       fs.rmSync(tmp, { force: true }) // a full disk costs the cache, not the read
     }
@@ -137,12 +168,62 @@ export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir
       stats.fetchedBytes += compressed.length
       const bytes = decodeChunk(format, chunk, compressed)
       toCache(chunk, bytes)
+      opts.keep?.(chunk.blobOffset, compressed)
       return bytes
     })()
     inflight.set(key, p)
     const done = () => inflight.delete(key)
     p.then(done, done)
     return p
+  }
+
+  // a chunk cached by an earlier process counts once its file is there (the copy checks it)
+  const inCache = (c: TocChunk) => c.zeros || present.has(c.digest) || fs.existsSync(cachePath(c.digest))
+  const allPresent = (file: TocFile): boolean => {
+    let i = progress.get(file) ?? 0
+    while (i < file.chunks.length && inCache(file.chunks[i]!)) i++
+    progress.set(file, i)
+    return i === file.chunks.length
+  }
+
+  /** Writes the file's copy from its chunks, each read back from the cache and checked again. */
+  const writeCopy = async (file: TocFile): Promise<string | undefined> => {
+    const final = path.join(filesDir, String(file.id))
+    const tmp = `${final}.${Math.random().toString(36).slice(2)}.tmp`
+    let fh: fs.promises.FileHandle | undefined
+    try {
+      fs.mkdirSync(filesDir, { recursive: true, mode: 0o700 })
+      fh = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o400)
+      for (const c of file.chunks) {
+        if (c.zeros) continue // a hole: the truncate below leaves it zeros
+        const bytes = fromCache(c)
+        if (!bytes) {
+          progress.delete(file) // gone from the cache since: a later read fetches it again
+          throw new Error("a chunk left the cache")
+        }
+        let done = 0
+        while (done < bytes.length) done += (await fh.write(bytes, done, bytes.length - done, c.fileOffset + done)).bytesWritten
+      }
+      await fh.truncate(file.size)
+      await fh.close()
+      fh = undefined
+      if (dropped) throw new Error("the layer is complete")
+      fs.renameSync(tmp, final)
+      copies.set(file, final)
+      return final
+    } catch {
+      await fh?.close().catch(() => undefined)
+      fs.rmSync(tmp, { force: true })
+      return undefined
+    }
+  }
+
+  const noteComplete = (file: TocFile) => {
+    if (dropped || file.size === 0 || file.inline || copies.has(file) || copying.has(file) || !allPresent(file)) return
+    const p = writeCopy(file)
+    copying.set(file, p)
+    const done = () => copying.delete(file)
+    p.then(done, done)
   }
 
   const read = async (file: TocFile, offset: number, length: number): Promise<Uint8Array> => {
@@ -157,10 +238,23 @@ export const makeChunkReader = (format: TocFormat, source: RangeSource, cacheDir
       const to = Math.min(end, c.fileOffset + c.size)
       out.set(parts[i]!.subarray(from - c.fileOffset, to - c.fileOffset), from - offset)
     })
+    noteComplete(file)
     return out
   }
 
-  return { read, stats }
+  const complete: ChunkReader["complete"] = (file) => {
+    if (dropped) return undefined
+    return copies.get(file) ?? copying.get(file)
+  }
+
+  const dropCopies = () => {
+    dropped = true
+    copies.clear()
+    // open passthrough files keep their inodes: removing the names takes nothing from them
+    fs.rmSync(filesDir, { recursive: true, force: true })
+  }
+
+  return { read, stats, complete, dropCopies }
 }
 
 /** A local blob file as a RangeSource (a pool's blob, tests). */

@@ -174,7 +174,9 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
 
   // FUSE passthrough (src/fuse/Passthrough.ts): once the layer is complete, its committed copy in
   // the store holds every file, checked against the DiffID; an OPEN for reading names the file
-  // there and the kernel reads it without us. Until then reads come here (chunks, verified).
+  // there and the kernel reads it without us. Before that, a file all of whose chunks were
+  // fetched and checked has a copy of its own (Chunks.ts), named the same way; the other files'
+  // reads come here (chunks, verified). An open answered the plain way stays so for its handle.
   const completion = new WeakMap<LazyLayer, { done?: Completed }>()
   const completed = (layer: LazyLayer): Promise<Completed | undefined> => {
     let c = completion.get(layer)
@@ -222,9 +224,15 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
         const plain = R.replyOpen(unique, 0n, FOPEN_KEEP_CACHE)
         if (ref.what === "info" || !P.isReadOnlyOpen(req.flags)) return plain
         if (ref.what === "toc" && (ref.node.kind !== "file" || !isPlainRelative(ref.path))) return plain
-        const size = ref.what === "toc" && ref.node.kind === "file" ? ref.node.size : ref.layer.blobSize
-        const backed = (done: Completed | undefined) =>
-          done === undefined ? plain : R.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
+        const file = ref.what === "toc" && ref.node.kind === "file" ? ref.node : undefined
+        const size = file ? file.size : ref.layer.blobSize
+        const copyOf = (copy: string | undefined) => (copy === undefined ? plain : R.backedOpen(plain, copy, size))
+        const backed = (done: Completed | undefined): Uint8Array | Promise<Uint8Array> => {
+          if (done !== undefined) return R.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
+          // a copy being written is local disk work: worth waiting for rather than a trip per read
+          const copy = file ? ref.layer.reader.complete(file) : undefined
+          return copy instanceof Promise ? copy.then(copyOf) : copyOf(copy)
+        }
         const known = completion.get(ref.layer)?.done
         return known ? backed(known) : completed(ref.layer).then(backed)
       }
