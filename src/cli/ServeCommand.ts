@@ -128,7 +128,7 @@ export const serveCommand = Command.make(
       const resolver = yield* makeResolver({ platform: plat, pools, jobs: a.jobs, timeoutMs: timeoutS * 1000 })
       if (a.lazyDelay < 0) return yield* new UsageError({ message: `--lazy-delay ${a.lazyDelay}: at least 0` })
       const supply = a.lazy
-        ? yield* makeLazySupply(resolver, { platform: plat, timeoutMs: timeoutS * 1000, completionDelayMs: a.lazyDelay * 1000 })
+        ? yield* makeLazySupply(resolver, { platform: plat, pools, jobs: a.jobs, timeoutMs: timeoutS * 1000, completionDelayMs: a.lazyDelay * 1000 })
         : resolver
       const handler = makeServeFs(supply)
       const session = yield* Effect.acquireRelease(

@@ -3,28 +3,39 @@
  * lacks, under a ref, whose descriptor carries a TOC annotation (zstd:chunked, eStargz) is
  * answered as soon as the TOC is fetched by range and verified against the TOC digest: the
  * layer directory then serves `diff` from the TOC (LazyFs.ts). Meanwhile the ordinary pull of
- * the layer (the resolver's one shared acquisition: fetch, verify digest and DiffID, commit)
- * runs in the background, after `completionDelayMs` and after the image's prefetch list (eStargz's
- * landmark; Prefetch.ts) is in the chunk cache; once committed, new lookups get the
- * store's layer as always. A failed completion (a DiffID mismatch, a registry gone) drops the
- * lazy layer: the next lookup goes to the resolver, which answers ENOENT if the pull fails
- * again. Everything else (layers in the store, no TOC, no ref) is the resolver's.
+ * the layer (acquireLayer, as the resolver runs it: pools, fetch, verify digest and DiffID,
+ * commit, under the layer lock and a pin) runs in the background, after `completionDelayMs` and
+ * after the image's prefetch list (eStargz's landmark; Prefetch.ts) is in the chunk cache. Its
+ * blob is the bytes already fetched (the TOC, every chunk read: PartialBlob.ts keeps them at
+ * their offsets) plus the rest, fetched with bounded Range requests, so the blob crosses the
+ * network about once; the pull checks it whole (digest, DiffID) as any pull does, and should
+ * the kept bytes not be the registry's it pulls the whole blob once more. Once committed, new
+ * lookups get the store's layer as always. A failed completion (a DiffID mismatch, a registry
+ * gone) drops the lazy layer: the next lookup goes to the resolver, which answers ENOENT if the
+ * pull fails again. Serve stopping interrupts completions (staging, lock and pin released).
+ * Everything else (layers in the store, no TOC, no ref) is the resolver's.
  */
-import { Effect, Runtime } from "effect"
+import { Effect, Exit, Fiber, Runtime, type Scope } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
 import { layerInfoJson } from "../domain/LayerInfo.ts"
-import type { Platform } from "../domain/Platform.ts"
+import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import { Journal } from "../events/Journal.ts"
 import type { Event } from "../events/Events.ts"
+import { LayerRejected } from "../extract/errors.ts"
+import type { Pool } from "../pool/Pool.ts"
 import type { LayerRequest, Resolver, ServedLayer } from "../serve/Resolver.ts"
 import { LayerStore } from "../store/LayerStore.ts"
+import { acquirePin } from "../store/Pins.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { tocExpectation } from "../verify/Toc.ts"
 import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
+import { acquireLayer, failureReason, LayerFailure } from "../workflows/Pull.ts"
 import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { makeChunkReader, type RangeSource } from "./Chunks.ts"
+import { makePartialBlob, type PartialBlob } from "./PartialBlob.ts"
 import { prefetchFiles } from "./Prefetch.ts"
 import type { LazyLayer } from "./LazyFs.ts"
 import { fetchTarSize, fetchToc, tarSplitRange } from "./TocFetch.ts"
@@ -37,6 +48,10 @@ export interface LazyOptions {
   readonly completionDelayMs: number
   /** how often fetched-chunk counts are logged per layer (aggregated) */
   readonly statsEveryMs?: number
+  /** pools the background pull may link a layer from, as the resolver's (default none) */
+  readonly pools?: ReadonlyArray<Pool>
+  /** background pulls at once (default 1) */
+  readonly jobs?: number
 }
 
 const ESTARGZ_UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size"
@@ -68,14 +83,75 @@ const withDeadline = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
     p.then((v) => (clearTimeout(t), resolve(v)), (e) => (clearTimeout(t), reject(e)))
   })
 
+/** The pull failed on the blob's own bytes (digest or size): kept bytes may be at fault. */
+const blobMismatch = (e: unknown): boolean => {
+  const cause = e instanceof LayerFailure ? e.cause : e
+  return cause instanceof LayerRejected && (cause.code === "BlobDigestMismatch" || cause.code === "BlobSizeMismatch")
+}
+
+type Services =
+  | Effect.Effect.Context<ReturnType<typeof configuredRegistrySource>>
+  | Exclude<Effect.Effect.Context<ReturnType<typeof acquireLayer>>, Scope.Scope>
+  | Journal
+
 export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<Effect.Effect.Context<ReturnType<typeof configuredRegistrySource>> | Journal>()
+    const runtime = yield* Effect.runtime<Services>()
     const run = Runtime.runPromise(runtime)
     const journal = yield* Journal
     const store = yield* LayerStore
     const config = yield* StoreConfig
     const cacheRoot = path.join(store.paths.alsDir, "cache", "lazy")
+    const jobs = yield* Effect.makeSemaphore(Math.max(1, opts.jobs ?? 1))
+
+    // background pulls running now: serve stopping interrupts them (their scopes release staging, lock, pin)
+    const completions = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+    let stopping = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        stopping = true
+        return Fiber.interruptAll([...completions])
+      })
+    )
+
+    /** Names the layer under the ref once it is in the store (as the resolver does after its pulls). */
+    const indexRef = (ref: string, image: SourceImage, keys: { blobDigest: Digest; tocDigest?: Digest | undefined }) =>
+      Effect.gen(function*() {
+        const entries = [{ key: keys.blobDigest, blobDigest: keys.blobDigest }]
+        if (keys.tocDigest) entries.push({ key: keys.tocDigest, blobDigest: keys.blobDigest })
+        if ((yield* store.indexRef(ref, entries)) === 0) return
+        const held: Digest[] = []
+        for (const l of image.layers) if (yield* store.find(l.digest)) held.push(l.digest)
+        yield* journal.emit({ _tag: "RefIndexed", ref, layers: held })
+      })
+
+    /** The layer's ordinary pull, on the bytes already fetched plus the rest; the whole blob again if they were wrong. */
+    const completeLayer = (ref: string, source: ImageSource, image: SourceImage, layer: LayerDescriptor, partial: PartialBlob) => {
+      const pull = (from: ImageSource) =>
+        Effect.scoped(Effect.gen(function*() {
+          // pinned (under the layer lock) until the ref names it: gc keeps what a live pin names
+          const pin = yield* acquirePin(store.paths.alsDir)
+          const keys = yield* jobs.withPermits(1)(acquireLayer(from, layer, { platform: opts.platform, pools: opts.pools ?? [], jobs: 1 }, pin))
+          yield* indexRef(ref, image, keys)
+          return keys
+        }))
+      return journal.workflow(Effect.gen(function*() {
+        yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
+        return yield* pull(partial.completionSource(source)).pipe(
+          Effect.catchIf(blobMismatch, () => Effect.suspend(() => (partial.remove(), pull(source)))),
+        )
+      }).pipe(
+        Effect.tapError((e) => journal.emit({ _tag: "PullFailed", ref, layer: layer.digest, reason: failureReason(e) }).pipe(Effect.ignore)),
+        Effect.onInterrupt(() =>
+          journal.emit({
+            _tag: "PullFailed",
+            ref,
+            layer: layer.digest,
+            reason: { code: "interrupted", message: "als serve was stopped (SIGTERM or SIGINT) before the layer was in the store" },
+          }).pipe(Effect.ignore)
+        ),
+      ))
+    }
 
     const emit = (events: ReadonlyArray<Event>) => void run(Effect.ignore(journal.emitAll(events))).catch(() => {})
 
@@ -102,13 +178,32 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       const toc = tocExpectation(layer.digest, layer.annotations)
       if (!toc) return undefined
       const ranges = sourceRanges(run as never, source, layer.digest)
-      const fetched = await withDeadline(fetchToc(ranges, layer.size, toc), opts.timeoutMs, "the TOC")
-      // the tar's size for `info` (podman 4 needs it): zstd:chunked's verified tar-split, or an eStargz
-      // annotation (checked only when the layer completes)
-      const diffSize = fetched.model.format === "zstd:chunked"
-        ? await withDeadline(fetchTarSize(ranges, layer.size, fetched.model, tarSplitRange(layer.annotations)), opts.timeoutMs, "the tar-split")
-        : /^\d{1,15}$/.test(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE] ?? "") ? Number(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE]) : undefined
-      const reader = makeChunkReader(fetched.model.format, ranges, path.join(cacheRoot, layer.digest.replace(":", "-")))
+      const cacheDir = path.join(cacheRoot, layer.digest.replace(":", "-"))
+      fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 })
+      // every byte fetched for the layer is kept for its completion (PartialBlob.ts)
+      const partial = makePartialBlob(path.join(cacheDir, "blob.partial"), layer.digest, layer.size, { timeoutMs: opts.timeoutMs })
+      const keeping: RangeSource = {
+        read: async (offset, length) => {
+          const bytes = await ranges.read(offset, length)
+          partial.keep(offset, bytes)
+          return bytes
+        },
+      }
+      let fetched: Awaited<ReturnType<typeof fetchToc>>
+      let diffSize: number | undefined
+      try {
+        fetched = await withDeadline(fetchToc(keeping, layer.size, toc), opts.timeoutMs, "the TOC")
+        // the tar's size for `info` (podman 4 needs it): zstd:chunked's verified tar-split, or an eStargz
+        // annotation (checked only when the layer completes)
+        diffSize = fetched.model.format === "zstd:chunked"
+          ? await withDeadline(fetchTarSize(keeping, layer.size, fetched.model, tarSplitRange(layer.annotations)), opts.timeoutMs, "the tar-split")
+          : /^\d{1,15}$/.test(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE] ?? "") ? Number(layer.annotations[ESTARGZ_UNCOMPRESSED_SIZE]) : undefined
+      } catch (e) {
+        partial.remove()
+        throw e
+      }
+      // chunks are kept once checked (Chunks.ts): a chunk that fails its check is never kept
+      const reader = makeChunkReader(fetched.model.format, ranges, cacheDir, { keep: partial.keep })
       const dir = store.paths.layer(layer.digest)
 
       // the background pull: the resolver's own acquisition, shared with any plain lookup
@@ -122,23 +217,25 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       setTimeout(() => {
         void (async () => {
           await prefetched
-          // the resolver answers undefined for a failed pull and for one past its deadline, which
-          // goes on: an answer before the deadline is a failure, a late one means wait and ask again
-          for (;;) {
-            const t0 = Date.now()
-            const got = await resolver.resolve({ key: layer.digest, ref: req.ref }).catch(() => undefined)
-            if (got) return settle(path.join(got.dir, "blob"))
-            if (Date.now() - t0 < opts.timeoutMs - 1000) return settle(undefined)
-          }
-        })()
+          if (stopping) return settle(undefined)
+          const fiber = Runtime.runFork(runtime)(completeLayer(req.ref, source, image, layer, partial))
+          completions.add(fiber)
+          fiber.addObserver(() => completions.delete(fiber))
+          const exit = await Effect.runPromise(Fiber.await(fiber))
+          const got = Exit.isSuccess(exit) ? await resolver.stored(exit.value.blobDigest) : undefined
+          settle(got ? path.join(got.dir, "blob") : undefined)
+        })().catch(() => settle(undefined))
       }, opts.completionDelayMs)
       completed.then((file) => {
         flushStats()
         clearInterval(statsTimer)
+        partial.remove()
+        // the committed tree serves complete files from now on (LazyFs.ts)
+        if (file) reader.dropCopies()
         // done either way: the store's layer (or, after a failure, the resolver's ENOENT) from now on
         for (const k of keys) serving.delete(k)
         if (!file) for (const k of keys) bad.add(k)
-        if (!file) emit([{ _tag: "LazyReadFailed", layer: layer.digest, file: "", corrupt: false, reason: "the background pull of the layer failed; it is no longer served lazily" }])
+        if (!file && !stopping) emit([{ _tag: "LazyReadFailed", layer: layer.digest, file: "", corrupt: false, reason: "the background pull of the layer failed; it is no longer served lazily" }])
       })
 
       let last = { fetched: 0, bytes: 0, cached: 0 }
