@@ -60,7 +60,7 @@ const STOP_GRACE_MS = 2_000
 const lazy = Options.choice("lazy", ["true", "false"]).pipe(
   Options.withDescription(
     "serve layers that carry a TOC (zstd:chunked, eStargz) lazily: a lookup returns once the TOC is fetched and verified, " +
-      "files are fetched chunk by chunk as they are read, and the whole layer is pulled in the background; " +
+      "files are fetched chunk by chunk as they are read, and the rest of the layer is fetched in the background; " +
       "--lazy=false pulls every layer whole before answering",
   ),
   Options.withDefault("true" as const),
@@ -174,7 +174,7 @@ export const serveCommand = Command.make(
     "  MOUNTPOINT/<base64(ref)>/<digest or TOC digest>/{diff,info,blob}   (symlinks into the store)\n" +
     "  MOUNTPOINT/<digest>/…, MOUNTPOINT/.pool/<b64(k=v)>/…/rootfs.<digest>/…\n\n" +
     "Layers that carry a TOC (zstd:chunked, eStargz) are served lazily by default: the lookup returns once the TOC is\n" +
-    "fetched and verified, reads fetch only their chunks, and the layer is pulled whole in the background\n" +
+    "fetched and verified, reads fetch only their chunks, and the rest of the layer is fetched in the background\n" +
     "(--lazy-delay s later); --lazy=false pulls every layer whole before answering.\n\n" +
     "Defaults: --platform this host's; --jobs 4; --tls-verify=true; --timeout 300 (a lookup's wait); credentials from\n" +
     "podman's auth files unless --creds/--authfile; pools: <root>/.pool, then each --pool; --root DIR (default: $ALS_ROOT,\n" +

@@ -81,6 +81,11 @@ test("podman 4.3.1 runs a 0.5 GB zstd:chunked image through als serve (lazy by d
 
   // the background pull completes every layer into the store
   await waitFor("every layer committed", () => pushed.layers.every((l) => fs.existsSync(join(root, l.digest, "blob"))), delayS * 1000 + 10 * MIN)
+  // only what the run did not fetch is fetched: about the blobs' size in all, not that plus the run's
+  const fetchedAll = (await proxy.blobBytes()) - before
+  console.log(`lazy podman run: ${fetched} blob bytes before completion, ${fetchedAll} in all, blobs ${total}`)
+  expect(fetchedAll).toBeGreaterThanOrEqual(total)
+  expect(fetchedAll).toBeLessThan(total + Math.max(64 << 10, fetched / 2))
   const plainRoot = res.tempDir("lazy4-plain")
   await alsOk(["pull", "--root", plainRoot, "--tls-verify=false", pushed.ref])
   for (const l of pushed.layers) {
