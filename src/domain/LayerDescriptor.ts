@@ -1,8 +1,12 @@
 /**
- * One layer of an image, as the image describes it: parsed once where the image is read (the
- * registry client, the local OCI layout and docker-archive sources) and carried unchanged
- * through lookup, link, ingest and commit. The store's `info` facts (LayerInfo.ts) are what
- * ingest or linking proved of it.
+ * A layer's facts, one type family from the manifest to the store's `info`:
+ *
+ *   LayerDescriptor  what the image says: parsed once where the image is read (the registry
+ *                    client, the local OCI layout and docker-archive sources) and carried
+ *                    unchanged through lookup, link planning and ingest
+ *   VerifiedLayer    what ingest (extract/LayerIngest.ts) or a link (verify/PoolFacts.ts)
+ *                    proved of it: the facts the store commits, which its `info` file encodes
+ *                    (LayerInfo.ts renders and parses that file; nothing else does)
  */
 import type { Digest } from "./Digest.ts"
 import type { CompressionName } from "./LayerInfo.ts"
@@ -28,6 +32,25 @@ export interface LayerDescriptor {
   readonly tocDigest?: Digest | undefined
   /** the descriptor's annotations, as given (ingest re-reads the TOC position from them) */
   readonly annotations: Readonly<Record<string, string>>
+}
+
+/**
+ * A layer once proved: the descriptor's blob digest, size, DiffID and compression under the
+ * names `info` gives them (ALS-PROTOCOL.md §3: compressed-diff-digest, compressed-size,
+ * diff-digest), as ingest measured them from the bytes or the link took them from the
+ * verified descriptor, with what only the bytes tell. Not a LayerDescriptor: a pool's layer
+ * may be linked with no image at all (`als lookup`, a seed), from the pool's own `info`.
+ */
+export interface VerifiedLayer {
+  readonly blobDigest: LayerDescriptor["digest"]
+  readonly blobSize: LayerDescriptor["size"]
+  readonly diffId: LayerDescriptor["diffId"]
+  /** the uncompressed tar's size; -1 when unknown (ALS-PROTOCOL.md allows it only with a TOC digest) */
+  readonly diffSize: number
+  /** what the blob's magic bytes are (ingest), else what the descriptor or the pool declares */
+  readonly compression: LayerDescriptor["compression"]
+  /** only a TOC digest checked against the blob that no other layer is named by (verify/Toc.ts) */
+  readonly tocDigest?: Digest | undefined
 }
 
 /** The descriptor of a layer whose digest, size and DiffID the caller has already parsed. */

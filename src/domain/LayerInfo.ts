@@ -1,32 +1,17 @@
 /**
- * The `info` file containers/storage decodes into its `Layer` struct (ALS-PROTOCOL.md §3).
- * We always write it ourselves from verified metadata; a pool's own `info` is read only to
- * be checked against what we know.
+ * The `info` file containers/storage decodes into its `Layer` struct (ALS-PROTOCOL.md §3): the
+ * codec of a VerifiedLayer (LayerDescriptor.ts). We always write it ourselves from what ingest
+ * or a link proved; any `info` read back (ours, or a pool's) is parsed into the claims it
+ * makes, or refused, and a pool's claims are only checked against what we know.
  */
 import { type Digest, isDigest } from "./Digest.ts"
+import type { VerifiedLayer } from "./LayerDescriptor.ts"
 
 export const Compression = { none: 0, gzip: 2, zstd: 4 } as const
 export type CompressionName = keyof typeof Compression
 
-export interface LayerFacts {
-  readonly blobDigest: Digest
-  readonly blobSize: number
-  readonly diffId: Digest
-  /** -1 when unknown (allowed only together with a TOC digest) */
-  readonly diffSize: number
-  readonly compression: CompressionName
-  readonly tocDigest?: Digest | undefined
-}
-
-/** The facts to store once ingest proved them, naming the TOC digest only when it may be a name. */
-export const storedFacts = (proved: Omit<LayerFacts, "tocDigest">, tocDigest: Digest | undefined): LayerFacts => ({
-  blobDigest: proved.blobDigest,
-  blobSize: proved.blobSize,
-  diffId: proved.diffId,
-  diffSize: proved.diffSize,
-  compression: proved.compression,
-  tocDigest,
-})
+/** What an `info` file read back says: each field a parsed value, or absent. Claims, not proof. */
+export type LayerInfoClaims = Partial<VerifiedLayer>
 
 export interface LayerInfoJson {
   readonly id: string
@@ -41,7 +26,7 @@ export interface LayerInfoJson {
   readonly flags: Record<string, unknown>
 }
 
-export const layerInfoJson = (f: LayerFacts): LayerInfoJson => ({
+export const layerInfoJson = (f: VerifiedLayer): LayerInfoJson => ({
   // id, parent and created are overwritten by the client
   id: "",
   parent: "",
@@ -55,7 +40,7 @@ export const layerInfoJson = (f: LayerFacts): LayerInfoJson => ({
   flags: { "expected-layer-diffid": f.diffId },
 })
 
-export const renderLayerInfo = (f: LayerFacts): string => JSON.stringify(layerInfoJson(f))
+export const renderLayerInfo = (f: VerifiedLayer): string => JSON.stringify(layerInfoJson(f))
 
 const compressionByCode: Record<number, CompressionName> = { 0: "none", 2: "gzip", 4: "zstd" }
 
@@ -70,7 +55,7 @@ export class InvalidLayerInfo extends Error {
  * "digest" that does not parse, a size that is not a whole number) throws InvalidLayerInfo,
  * so that no unchecked string ever becomes a Digest.
  */
-export const parseLayerInfo = (text: string): Partial<LayerFacts> => {
+export const parseLayerInfo = (text: string): LayerInfoClaims => {
   let j: unknown
   try {
     j = JSON.parse(text)

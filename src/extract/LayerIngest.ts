@@ -18,8 +18,7 @@ import { Effect } from "effect"
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
 import { digestAlgorithm, type Digest } from "../domain/Digest.ts"
-import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
-import type { LayerFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor, VerifiedLayer } from "../domain/LayerDescriptor.ts"
 import { Syscalls, type SyscallsApi } from "../sys/Syscalls.ts"
 import { warmSyncfsThread } from "../sys/SyncfsOffThread.ts"
 import { CorruptStream, type Decoder, makeDecoder } from "./Decompress.ts"
@@ -47,9 +46,9 @@ export interface IngestInput extends Pick<LayerDescriptor, "digest" | "size" | "
   readonly onBytes?: (blobBytesSoFar: number) => void
 }
 
-/** The `info` facts ingest proved (LayerInfo.ts), and what it wrote. */
-export interface IngestResult extends LayerFacts {
-  /** size of the uncompressed tar (from LayerFacts: never -1 here) */
+/** What ingest proved of the layer (the facts `info` records), and what it wrote. */
+export interface IngestResult extends VerifiedLayer {
+  /** size of the uncompressed tar (never -1 here) */
   readonly diffSize: number
   /** what the blob really is (its magic bytes), which may differ from its media type */
   readonly compression: Compression

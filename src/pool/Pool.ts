@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
-import { InvalidLayerInfo, type LayerFacts, parseLayerInfo } from "../domain/LayerInfo.ts"
+import { InvalidLayerInfo, type LayerInfoClaims, parseLayerInfo } from "../domain/LayerInfo.ts"
 import { cvmfsPoolPath, seedPoolPath, storePoolPaths } from "../domain/PoolPaths.ts"
 import type { PoolKind } from "../events/Events.ts"
 import { checkPoolTarget, readPoolFile } from "../verify/PoolFiles.ts"
@@ -32,7 +32,7 @@ export interface PoolHit {
   /** the pool's copy of the blob (real path) and its size, when it has one */
   readonly blob?: { readonly path: string; readonly size: number } | undefined
   /** what the pool's own `info` says, when it has one (parsed: every digest in it is one) */
-  readonly info?: Partial<LayerFacts> | undefined
+  readonly info?: LayerInfoClaims | undefined
   /** why this hit must not be linked: a file of the wrong type, a symlink, a path outside the pool */
   readonly refused?: string | undefined
 }
@@ -47,7 +47,7 @@ export interface Probe {
 const refusedHit = (diff: string, reason: string): PoolHit => ({ diff, refused: reason })
 
 /** The pool's `info`, parsed; a refusal when it is not a small regular file of valid JSON. */
-const readInfo = (p: string): { info?: Partial<LayerFacts> | undefined; refused?: string } => {
+const readInfo = (p: string): { info?: LayerInfoClaims | undefined; refused?: string } => {
   const r = readPoolFile(p)
   if (r._tag === "Missing") return {}
   if (r._tag === "Refused") return { refused: r.reason }

@@ -12,7 +12,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { isDigest, type Digest } from "../domain/Digest.ts"
-import { type LayerFacts, parseLayerInfo, renderLayerInfo } from "../domain/LayerInfo.ts"
+import type { VerifiedLayer } from "../domain/LayerDescriptor.ts"
+import { type LayerInfoClaims, parseLayerInfo, renderLayerInfo } from "../domain/LayerInfo.ts"
 import { decodeRef, LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import { ioError, StoreIoError } from "./errors.ts"
 import { Syscalls } from "../sys/Syscalls.ts"
@@ -26,7 +27,8 @@ export interface StoredLayer {
   readonly path: string
   /** where `diff` points when the layer is linked into a pool */
   readonly linkedTo?: string
-  readonly facts: Partial<LayerFacts>
+  /** what its `info` says (nothing when that is missing or malformed: `als audit` names it) */
+  readonly facts: LayerInfoClaims
   readonly aliases: ReadonlyArray<Digest>
   readonly refs: ReadonlyArray<string>
   readonly complete: boolean
@@ -213,7 +215,7 @@ export const makeLayerStore = Effect.gen(function*() {
       }
     })
 
-  const writeInfo = (dir: string, facts: LayerFacts) =>
+  const writeInfo = (dir: string, facts: VerifiedLayer) =>
     io("write layer info", path.join(dir, "info"), async () => {
       const f = path.join(dir, "info")
       const h = await fs.open(f, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_TRUNC | fsSync.constants.O_NOFOLLOW, Modes.file)
@@ -231,7 +233,7 @@ export const makeLayerStore = Effect.gen(function*() {
    * digest, writing `info` first. If another process committed the same layer meanwhile,
    * theirs stays and ours is dropped with the staging scope: both were verified alike.
    */
-  const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: LayerFacts, hooks?: CommitHooks) {
+  const commit = Effect.fn("LayerStore.commit")(function*(stagingDir: string, facts: VerifiedLayer, hooks?: CommitHooks) {
     yield* writeInfo(stagingDir, facts)
     // Durable before visible: after a crash or power loss a committed layer is whole.
     // One syncfs flushes the extracted tree; fsync per file would cost a syscall per entry.
@@ -313,7 +315,7 @@ export const makeLayerStore = Effect.gen(function*() {
    * blob the caller passes one it fetched and verified (`blobFile`), which is moved in.
    */
   const link = Effect.fn("LayerStore.link")(function*(
-    facts: LayerFacts,
+    facts: VerifiedLayer,
     target: { readonly diff: string; readonly blob?: string | undefined; readonly blobFile?: string | undefined },
     hooks?: CommitHooks,
   ) {

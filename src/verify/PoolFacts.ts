@@ -8,13 +8,12 @@
  * from here: it is a name in the store, set only once checked against the blob (Toc.ts).
  */
 import type { Digest } from "../domain/Digest.ts"
-import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
-import type { LayerFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor, VerifiedLayer } from "../domain/LayerDescriptor.ts"
 import type { PoolHit } from "../pool/Pool.ts"
 
 export type LinkPlan =
-  | { readonly _tag: "Link"; readonly facts: LayerFacts; readonly blob: string }
-  | { readonly _tag: "NeedBlob"; readonly facts: LayerFacts }
+  | { readonly _tag: "Link"; readonly facts: VerifiedLayer; readonly blob: string }
+  | { readonly _tag: "NeedBlob"; readonly facts: VerifiedLayer }
   | { readonly _tag: "Refuse"; readonly reason: string }
 
 /** `meta`: the layer as the caller's verified image (manifest + config) describes it, when it has one. */
@@ -43,7 +42,7 @@ export const planLink = (
   if (meta && info?.blobSize !== undefined && info.blobSize !== meta.size) {
     return { _tag: "Refuse", reason: `the pool's blob size ${info.blobSize} differs from the manifest's ${meta.size}` }
   }
-  const facts: LayerFacts = {
+  const facts: VerifiedLayer = {
     blobDigest: digest,
     blobSize,
     diffId,

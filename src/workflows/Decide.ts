@@ -5,8 +5,7 @@
  * they ask the pools one at a time (each probe is an event), calling `decide` after each.
  */
 import type { Digest } from "../domain/Digest.ts"
-import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
-import type { LayerFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor, VerifiedLayer } from "../domain/LayerDescriptor.ts"
 import type { PoolHit } from "../pool/Pool.ts"
 import { planLink } from "../verify/PoolFacts.ts"
 
@@ -49,7 +48,7 @@ export type Plan =
     readonly poolPath: string
     readonly hit: PoolHit
     /** the `info` facts (no TOC digest yet: that is named only once checked against the blob) */
-    readonly facts: LayerFacts
+    readonly facts: VerifiedLayer
     /** the pool's blob file, or fetch it from the source */
     readonly blob: { readonly _tag: "PoolBlob"; readonly path: string } | { readonly _tag: "FetchBlob" }
     readonly refused: ReadonlyArray<Refusal>

@@ -7,8 +7,7 @@ import { Clock, Data, Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Digest } from "../domain/Digest.ts"
-import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
-import { storedFacts } from "../domain/LayerInfo.ts"
+import type { LayerDescriptor, VerifiedLayer } from "../domain/LayerDescriptor.ts"
 import { formatPlatform, type Platform } from "../domain/Platform.ts"
 import type { FailureReason } from "../events/Events.ts"
 import { LogIoError } from "../events/LogErrors.ts"
@@ -219,7 +218,8 @@ const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
       yield* journal.emit({ _tag: "TocIgnored", layer: layer.digest, tocDigest: result.tocDigest!, from: "alias", reason: tocTaken })
     }
     const tocDigest = tocTaken === undefined ? result.tocDigest : undefined
-    const facts = storedFacts(result, tocDigest)
+    // what ingest proved is what the store commits, less a TOC name that is not this layer's
+    const facts: VerifiedLayer = { ...result, tocDigest }
     yield* journal.emitAll([
       { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
       { _tag: "LayerExtracted", layer: layer.digest, diffId: result.diffId, files: result.files, bytes: result.bytes },

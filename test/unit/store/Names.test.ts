@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Digest, parseDigest } from "../../../src/domain/Digest.ts"
-import type { LayerFacts } from "../../../src/domain/LayerInfo.ts"
+import type { VerifiedLayer } from "../../../src/domain/LayerDescriptor.ts"
 import { encodeRef } from "../../../src/domain/StorePaths.ts"
 import { makeLayerStore } from "../../../src/store/LayerStore.ts"
 import { StoreConfig, storeConfigFor } from "../../../src/store/StoreConfig.ts"
@@ -35,7 +35,7 @@ const withStore = <A>(f: (store: Effect.Effect.Success<typeof makeLayerStore>, r
   )
 }
 
-const facts = (blobDigest: Digest, tocDigest?: Digest): LayerFacts => ({
+const facts = (blobDigest: Digest, tocDigest?: Digest): VerifiedLayer => ({
   blobDigest,
   blobSize: 1,
   diffId: d("f"),
@@ -45,7 +45,7 @@ const facts = (blobDigest: Digest, tocDigest?: Digest): LayerFacts => ({
 })
 
 /** Stages a complete layer (diff/, blob) and commits it. */
-const commit = (store: Effect.Effect.Success<typeof makeLayerStore>, f: LayerFacts) =>
+const commit = (store: Effect.Effect.Success<typeof makeLayerStore>, f: VerifiedLayer) =>
   Effect.scoped(Effect.gen(function*() {
     const dir = yield* store.stage(f.blobDigest)
     fs.mkdirSync(path.join(dir, "diff"))
