@@ -138,7 +138,17 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       return journal.workflow(Effect.gen(function*() {
         yield* journal.emit({ _tag: "PullRequested", ref, platform: formatPlatform(opts.platform) })
         return yield* pull(partial.completionSource(source)).pipe(
-          Effect.catchIf(blobMismatch, () => Effect.suspend(() => (partial.remove(), pull(source)))),
+          Effect.catchIf(blobMismatch, (e) =>
+            Effect.suspend(() => {
+              partial.remove()
+              return journal.emit({
+                _tag: "LazyReadFailed",
+                layer: layer.digest,
+                file: "",
+                corrupt: true,
+                reason: `the bytes kept while the layer was served did not make its blob (${failureReason(e).message}); the whole blob is fetched again`,
+              }).pipe(Effect.ignore, Effect.zipRight(pull(source)))
+            })),
         )
       }).pipe(
         Effect.tapError((e) => journal.emit({ _tag: "PullFailed", ref, layer: layer.digest, reason: failureReason(e) }).pipe(Effect.ignore)),

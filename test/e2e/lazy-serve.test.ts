@@ -5,6 +5,7 @@
 // behind a counting proxy on 127.0.0.1; trees compared with a plain `als pull`'s.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { alsLog, alsOk, eventsOf } from "../lib/als.ts"
@@ -240,6 +241,69 @@ describe("als serve --lazy: a layer whose DiffID is wrong", () => {
     expect(again).toBe("ENOENT")
     expect(fs.existsSync(join(root, good.digest))).toBe(false)
     expect(await server.stop()).toBe(0)
+  }, 10 * MIN)
+})
+
+describe("als serve --lazy: the background pull", () => {
+  /** an eStargz image of one layer (etc/motd, 160 KB of random bytes in 32 KiB chunks, 200 KB of others), pushed; its blob's TOC model */
+  const oneLayerImage = async (name: string) => {
+    const hot = new Uint8Array(randomBytes(160_000))
+    const l = toEstargz((await layerOf({ "etc/motd": `${name}\n`, "etc/hot.bin": hot, "usr/share/big.bin": new Uint8Array(Buffer.alloc(200_000, 3)) })).tar, 32 * 1024)
+    const dir = res.tempDir("lazy-bg-img")
+    const layout = join(dir, "layout")
+    const img = writeImage(layout, { os: "linux", architecture: "amd64" }, [l], [{ [ESTARGZ_TOC_ANNOTATION]: l.tocDigest }])
+    tagLayout(layout, "1", "application/vnd.oci.image.manifest.v1+json", img.manifestDigest, img.manifestSize)
+    await pushLayout(layout, "1", `${registry.host}/lazy/${name}:1`)
+    const file = join(dir, "blob")
+    fs.writeFileSync(file, l.blob)
+    const { model } = await fetchToc(fileRangeSource(file), l.size, { kind: "estargz", digest: l.tocDigest as never })
+    return { layer: l, model, hot }
+  }
+
+  test("bytes kept for it that pass the chunk's check but are not the registry's (a flipped byte in a gzip member's trailer, which the chunk's check does not cover): the read is right, the blob's digest catches them at completion, the whole blob is fetched again, logged, and the committed layer is right", async () => {
+    const { layer: l, model, hot } = await oneLayerImage("kept-wrong")
+    const ref = `${proxy.host}/lazy/kept-wrong:1`
+    // a file of several chunks: kept, they are one stretch long enough to be read back, not fetched again
+    const c = (nodeAt(model, "etc/hot.bin") as TocFile).chunks[0]!
+    const root = res.tempDir("lazy-kept-store")
+    const mnt = res.tempDir("lazy-kept-mnt")
+    const server = await serve(root, mnt, ["--lazy-delay", "3"])
+    // the chunk's member ends with its CRC32 and length: flip a byte of the length
+    await proxy.flipOnce(`/blobs/${l.digest}`, `bytes=${c.blobOffset}-`, c.blobEnd - c.blobOffset - 2, 1)
+    expect(Buffer.from(await fs.promises.readFile(join(mnt, b64(ref), l.digest, "diff", "etc", "hot.bin"))).equals(Buffer.from(hot))).toBe(true)
+    await proxy.clearFlips()
+    expect((await proxy.requests()).some((r) => r.flipped && r.path.includes(l.digest))).toBe(true)
+    await waitFor("the layer committed", () => fs.existsSync(join(root, l.digest, "blob")))
+    const events = await alsLog(root)
+    expect(eventsOf(events, "LazyReadFailed").some((e) => e.layer === l.digest && e.corrupt === true && String(e.reason).includes("fetched again"))).toBe(true)
+    expect(eventsOf(events, "PullFailed").filter((e) => e.layer === l.digest)).toEqual([])
+    expect(Buffer.from(fs.readFileSync(join(root, l.digest, "diff", "etc", "hot.bin"))).equals(Buffer.from(hot))).toBe(true)
+    await alsOk(["audit", "--deep", "--root", root])
+    expect(await server.stop()).toBe(0)
+  }, 10 * MIN)
+
+  test("serve stopped while a layer's background pull waits on a registry that hangs: it exits 0 promptly, the pull is logged interrupted, nothing is committed or left in staging", async () => {
+    const own = await startCountingProxy(registry.url)
+    try {
+      const { layer: l } = await oneLayerImage("stop-during")
+      const ref = `${own.host}/lazy/stop-during:1`
+      const root = res.tempDir("lazy-stop-store")
+      const mnt = res.tempDir("lazy-stop-mnt")
+      const server = await serve(root, mnt, ["--lazy-delay", "2", "--timeout", "600"])
+      await fs.promises.stat(join(mnt, b64(ref), l.digest, "diff"))
+      await own.hang()
+      await waitFor("the background pull started", async () =>
+        eventsOf(await alsLog(root), "PullRequested").length > 0 && (await own.requests()).some((r) => r.status === 0 && r.path.includes(l.digest)))
+      const t0 = Date.now()
+      expect(await server.stop()).toBe(0)
+      expect(Date.now() - t0).toBeLessThan(30_000)
+      const failed = eventsOf(await alsLog(root), "PullFailed").filter((e) => e.layer === l.digest)
+      expect(failed.map((e) => (e.reason as { code: string }).code)).toEqual(["interrupted"])
+      expect(fs.existsSync(join(root, l.digest))).toBe(false)
+      expect(fs.readdirSync(join(root, ".als", "staging"))).toEqual([])
+    } finally {
+      await own.stop()
+    }
   }, 10 * MIN)
 })
 
