@@ -27,6 +27,7 @@ import { LayerStore } from "../store/LayerStore.ts"
 import { acquirePin } from "../store/Pins.ts"
 import { type ImageSource, manifestResolved, type SourceImage } from "../workflows/ImageSource.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
+import { decide } from "../workflows/Decide.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
 import { acquireLayer, failureReason } from "../workflows/Pull.ts"
 import { LAYER_ENTRIES } from "../domain/StorePaths.ts"
@@ -244,10 +245,19 @@ export const makeResolver = (opts: ResolverOptions) =>
     /**
      * The layer `req` names, getting it when the store lacks it; undefined when it cannot be
      * had (not in the image, a failed pull, past the deadline). Never rejects.
+     *
+     * The way is `decide`'s (workflows/Decide.ts), as for `als pull`: stored → answered from the
+     * disk; else the pools, then, with a ref to resolve, the image. A lookup with a ref (and no
+     * annotations) goes to the image's chain at once: its lookup asks the pools knowing the
+     * layer's descriptor, then pulls (Pull.ts acquireLayer). Without a ref, or on the seed's
+     * annotation path, the pools are asked first (Lookup.ts), and the image only when that
+     * lookup's plan is Pull, or it outlasted the deadline.
      */
     const resolve = async (req: LayerRequest): Promise<ServedLayer | undefined> => {
       const have = storedNow(req.key)
-      if (have) {
+      const canPull = req.ref !== undefined
+      const plan = decide({ digest: req.key, stored: have?.dir, answers: [], pools: opts.pools.length, canFetchBlob: false, canPull })
+      if (plan._tag === "UseStored" && have !== undefined) {
         record([
           { _tag: "LookupRequested", layer: req.key, ...(req.ref !== undefined ? { ref: req.ref } : {}) },
           { _tag: "LayerFound", layer: req.key, path: have.dir },
@@ -256,16 +266,15 @@ export const makeResolver = (opts: ResolverOptions) =>
         return have
       }
       if (req.ref === undefined || req.annotations !== undefined) {
-        // no image to pull from (or the seed's annotation path): the pools are all there is
         const found = await withDeadline(run(journal.workflow(lookupLayer({
           digest: req.key,
           ref: req.ref,
           annotations: req.annotations ?? {},
           pools: opts.pools,
+          canPull,
         }))))
-        if (found === undefined || found._tag === "Missing") {
-          if (req.ref === undefined) return undefined
-        } else return stored(req.key)
+        if (found?._tag === "Found" || found?._tag === "Linked") return stored(req.key)
+        if (found?._tag === "Missing" || req.ref === undefined) return undefined
       }
       return withDeadline(acquire(req.ref, req.key))
     }

@@ -1,6 +1,7 @@
 /**
- * The seed's flow for one layer, cheapest first: already stored → found; else a pool shows
- * it → link it (copying no tree); else missing. Every step is an event.
+ * One layer, cheapest first, carrying out the plan of `decide` (Decide.ts): already stored →
+ * found; else a pool shows it → link it (copying no tree); else missing, or, for a caller with
+ * an image to pull from, "pull". Every step is an event.
  */
 import { Effect } from "effect"
 import type { Digest } from "../domain/Digest.ts"
@@ -24,6 +25,8 @@ export interface LookupRequest {
   readonly fetchBlob?: ((digest: Digest) => Effect.Effect<string, unknown>) | undefined
   /** index the `:ref` view right away (the pull workflow indexes all layers at the end) */
   readonly indexRef?: boolean | undefined
+  /** the caller pulls the layer when no pool has it (it has an image): the result is then Pull */
+  readonly canPull?: boolean | undefined
 }
 
 export type LookupResult =
@@ -31,6 +34,8 @@ export type LookupResult =
   | { readonly _tag: "Found"; readonly path: string; readonly tocDigest?: Digest | undefined }
   | { readonly _tag: "Linked"; readonly path: string; readonly pool: string; readonly poolPath: string; readonly tocDigest?: Digest | undefined }
   | { readonly _tag: "Missing"; readonly refused: ReadonlyArray<{ readonly pool: string; readonly reason: string }> }
+  /** not stored and no pool's copy may be linked: the caller pulls it (only with `canPull`) */
+  | { readonly _tag: "Pull"; readonly refused: ReadonlyArray<{ readonly pool: string; readonly reason: string }> }
 
 export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest) {
   const store = yield* LayerStore
@@ -65,8 +70,8 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     layer: req.layer,
     pools: req.pools.length,
     canFetchBlob: req.fetchBlob !== undefined,
-    // the caller pulls a Missing layer when it has an image (Pull.ts); lookup itself never does
-    canPull: false,
+    // the caller carries out a Pull (Pull.ts, serve/Resolver.ts); lookup itself never pulls
+    canPull: req.canPull === true,
   }
   const answers: Array<PoolAnswer> = []
   let plan = decide({ ...situation, stored: yield* store.find(req.digest), answers })
@@ -173,7 +178,8 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     return yield* Effect.scoped(linkAndIndex)
   }
 
+  // missing from the store and the pools, whether or not the caller then pulls it
   yield* journal.emit({ _tag: "LayerMissing", layer: req.digest })
-  const refused = plan._tag === "UseStored" ? [] : plan.refused
-  return { _tag: "Missing", refused: refused.map((r) => ({ pool: r.pool, reason: r.reason })) } as LookupResult
+  const refused = (plan._tag === "UseStored" ? [] : plan.refused).map((r) => ({ pool: r.pool, reason: r.reason }))
+  return { _tag: plan._tag === "Pull" ? "Pull" : "Missing", refused } as LookupResult
 })

@@ -163,6 +163,7 @@ const layerChain = (source: ImageSource, layer: LayerDescriptor, opts: PullOptio
       layer,
       fetchBlob,
       indexRef: false,
+      canPull: true,
     })
     if (found._tag === "Found") {
       tally.found++
@@ -172,6 +173,7 @@ const layerChain = (source: ImageSource, layer: LayerDescriptor, opts: PullOptio
       tally.linked++
       return { blobDigest: layer.digest, tocDigest: found.tocDigest } satisfies LayerKeys
     }
+    // the plan is Pull: with an image to pull from, lookup never answers Missing
     const facts = yield* pullLayer(source, layer, tally)
     tally.pulled++
     return { blobDigest: layer.digest, tocDigest: facts.tocDigest } satisfies LayerKeys
