@@ -230,8 +230,10 @@ export const makeLazyFs = (nodes: NodeTable, wrap: (ref: LazyRef) => Node["data"
         const backed = (done: Completed | undefined): Uint8Array | Promise<Uint8Array> => {
           if (done !== undefined) return R.backedOpen(plain, ref.what === "blob" ? done.blob : path.join(done.diff, ref.path), size)
           // a copy being written is local disk work: worth waiting for rather than a trip per read
+          // (bounded like a read: a disk that stalls makes it a plain open, not a hung one)
           const copy = file ? ref.layer.reader.complete(file) : undefined
-          return copy instanceof Promise ? copy.then(copyOf) : copyOf(copy)
+          if (!(copy instanceof Promise)) return copyOf(copy)
+          return withDeadline(copy, ref.layer.readTimeoutMs, "the file's copy").then(copyOf, () => plain)
         }
         const known = completion.get(ref.layer)?.done
         return known ? backed(known) : completed(ref.layer).then(backed)
