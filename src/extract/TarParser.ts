@@ -14,6 +14,7 @@
  * global PAX headers, and stops at the end-of-archive marker; bytes after it are ignored here
  * (the caller still hashes them: they are part of the DiffID).
  */
+import { parsePaxRecords, paxUint, tarNumber, tarOctal } from "./TarFields.ts"
 
 export type EntryKind = "file" | "link" | "symlink" | "char" | "block" | "dir" | "fifo" | "unsupported"
 
@@ -413,33 +414,12 @@ export class TarParser {
     this.special = Special.None
   }
 
-  /** "%d %s=%s\n" records; keys are text, values stay bytes (xattr values are binary). */
+  /** PAX records (TarFields.ts), added to those of a global header. */
   private parsePax(buf: Uint8Array): Map<string, Uint8Array> {
     const at = this.offset
     const out = this.pax ?? new Map<string, Uint8Array>()
-    let p = 0
-    while (p < buf.length) {
-      // Go stops at trailing NUL padding
-      if (buf[p] === 0) break
-      let q = p
-      let len = 0
-      while (q < buf.length && buf[q] >= 0x30 && buf[q] <= 0x39 && q - p < 12) len = len * 10 + (buf[q++] - 0x30)
-      if (q === p || buf[q] !== 0x20 || len <= q - p + 1 || p + len > buf.length || buf[p + len - 1] !== 0x0a) {
-        this.fail("malformed PAX record", at)
-      }
-      const rec = buf.subarray(q + 1, p + len - 1)
-      const eq = rec.indexOf(0x3d)
-      if (eq <= 0) this.fail("malformed PAX record (no key)", at)
-      const keyBytes = rec.subarray(0, eq)
-      const value = rec.slice(eq + 1)
-      const key = this.text(keyBytes, at)
-      // Go refuses NUL in keys and in the path-like values
-      if (keyBytes.includes(0) || ((key === "path" || key === "linkpath") && value.includes(0))) {
-        this.fail(`PAX record ${JSON.stringify(key)} holds a NUL byte`, at)
-      }
-      out.set(key, value)
-      p += len
-    }
+    const problem = parsePaxRecords(buf, out, (key) => this.text(key, at))
+    if (problem !== undefined) this.fail(problem, at)
     return out
   }
 
@@ -461,33 +441,19 @@ export class TarParser {
   }
 
   private octal(b: Uint8Array, o: number, len: number, at: number, what: string): number {
-    let s = o
-    let e = o + len
-    while (s < e && (b[s] === 0x20 || b[s] === 0)) s++
-    while (e > s && (b[e - 1] === 0x20 || b[e - 1] === 0)) e--
-    let v = 0
-    for (let i = s; i < e; i++) {
-      const c = b[i] - 0x30
-      if (c < 0 || c > 7) this.fail(`invalid octal number in the tar header's ${what} field`, at)
-      v = v * 8 + c
-    }
-    return v
+    const v = tarOctal(b, o, len)
+    return typeof v === "number" ? v : this.fail(`${v} in the tar header's ${what} field`, at)
   }
 
-  /** Octal, or base-256 when the top bit of the first byte is set (GNU/star large numbers). */
+  /** Octal, or base-256 (TarFields.ts). */
   private numeric(b: Uint8Array, o: number, len: number, at: number, what: string): number {
-    if ((b[o] & 0x80) === 0) return this.octal(b, o, len, at, what)
-    if (b[o] === 0xff) this.fail(`negative number in the tar header's ${what} field`, at)
-    let v = b[o] & 0x7f
-    for (let i = o + 1; i < o + len; i++) v = v * 256 + b[i]
-    if (!Number.isSafeInteger(v)) this.fail(`number too large in the tar header's ${what} field`, at)
-    return v
+    const v = tarNumber(b, o, len)
+    return typeof v === "number" ? v : this.fail(`${v} in the tar header's ${what} field`, at)
   }
 
   private paxInt(v: Uint8Array, at: number, key: string): number {
     const s = this.text(v, at)
-    if (!/^[0-9]+$/.test(s) || !Number.isSafeInteger(Number(s))) this.fail(`invalid PAX ${key} ${JSON.stringify(s)}`, at)
-    return Number(s)
+    return paxUint(s) ?? this.fail(`invalid PAX ${key} ${JSON.stringify(s)}`, at)
   }
 
   private paxTime(v: Uint8Array, at: number, key: string): number {

@@ -5,6 +5,7 @@
  * long names are understood; anything else is skipped by its size.
  */
 import * as fs from "node:fs"
+import { parsePaxRecords, paxUint, tarNumber, tarOctal } from "../extract/TarFields.ts"
 
 export interface TarMember {
   readonly name: string
@@ -31,25 +32,8 @@ const cString = (b: Uint8Array, start: number, len: number): string => {
   return decoder.decode(b.subarray(start, end))
 }
 
-/**
- * An octal field, or GNU base-256 (high bit set) for sizes of 8 GiB and more; undefined for
- * anything else (a sign, a non-octal digit, a negative or unsafely large base-256 number), as
- * Go's archive/tar refuses them: parseInt would read "-1" or "1e5" as a number.
- */
-const numeric = (b: Uint8Array, start: number, len: number): number | undefined => {
-  if ((b[start]! & 0x80) !== 0) {
-    if (b[start] === 0xff) return undefined
-    let n = b[start]! & 0x7f
-    for (let i = start + 1; i < start + len; i++) n = n * 256 + b[i]!
-    return Number.isSafeInteger(n) ? n : undefined
-  }
-  const s = cString(b, start, len).replace(/^ +| +$/g, "")
-  if (!/^[0-7]*$/.test(s)) return undefined
-  return s === "" ? 0 : parseInt(s, 8)
-}
-
 const checksumOk = (h: Uint8Array): boolean => {
-  const stored = numeric(h, 148, 8)
+  const stored = tarOctal(h, 148, 8)
   let sum = 0
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!
   return sum === stored
@@ -69,20 +53,13 @@ export const cleanPath = (p: string): string => {
   return out.join("/")
 }
 
-/** pax records: `LEN key=value\n`… */
-const parsePax = (b: Uint8Array): Record<string, string> => {
+/** A PAX header's records (TarFields.ts) as text; malformed ones are refused, as Go refuses them. */
+const parsePax = (pos: number, b: Uint8Array): Record<string, string> => {
+  const records = new Map<string, Uint8Array>()
+  const problem = parsePaxRecords(b, records, (key) => decoder.decode(key))
+  if (problem !== undefined) throw new TarIndexError(pos, `${problem}: damaged archive`)
   const out: Record<string, string> = {}
-  let at = 0
-  while (at < b.length) {
-    const sp = b.indexOf(0x20, at)
-    if (sp === -1) break
-    const len = parseInt(decoder.decode(b.subarray(at, sp)), 10)
-    if (!Number.isFinite(len) || len <= 0) break
-    const rec = decoder.decode(b.subarray(sp + 1, at + len - 1))
-    const eq = rec.indexOf("=")
-    if (eq !== -1) out[rec.slice(0, eq)] = rec.slice(eq + 1)
-    at += len
-  }
+  for (const [k, v] of records) out[k] = decoder.decode(v)
   return out
 }
 
@@ -112,15 +89,16 @@ export const indexTar = (file: string): Map<string, TarMember> => {
       if (h.every((x) => x === 0)) return members
       if (!checksumOk(h)) throw new TarIndexError(pos, "bad header checksum: not a tar file, or damaged")
       const typeflag = String.fromCharCode(h[156]!)
-      const sizeField = numeric(h, 124, 12)
-      if (sizeField === undefined) throw new TarIndexError(pos, "invalid size field in a tar header: damaged archive")
+      // octal or base-256 only, as Go reads it: parseInt would read "-1" or "1e5" as a number
+      const sizeField = tarNumber(h, 124, 12)
+      if (typeof sizeField !== "number") throw new TarIndexError(pos, "invalid size field in a tar header: damaged archive")
       let dataSize = headerOnly.has(typeflag) ? 0 : sizeField
       const dataAt = pos + BLOCK
       const next = () => dataAt + Math.ceil(dataSize / BLOCK) * BLOCK
       if (typeflag === "x" || typeflag === "L" || typeflag === "K") {
         if (dataSize > 1 << 20) throw new TarIndexError(pos, `a ${dataSize}-byte extended header`)
         const data = readExactly(fd, dataSize, dataAt)
-        if (typeflag === "x") pax = parsePax(data)
+        if (typeflag === "x") pax = parsePax(pos, data)
         else if (typeflag === "L") longName = cString(data, 0, data.length)
         else longLink = cString(data, 0, data.length)
         pos = next()
@@ -135,10 +113,11 @@ export const indexTar = (file: string): Map<string, TarMember> => {
       const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cString(h, 0, 100)}` : cString(h, 0, 100))
       const linkname = pax.linkpath ?? longLink ?? cString(h, 157, 100)
       if (pax.size !== undefined) {
-        if (!/^\d+$/.test(pax.size) || !Number.isSafeInteger(Number(pax.size))) {
+        const paxSize = paxUint(pax.size)
+        if (paxSize === undefined) {
           throw new TarIndexError(pos, `invalid PAX size ${JSON.stringify(pax.size.slice(0, 40))}: damaged archive`)
         }
-        if (!headerOnly.has(typeflag)) dataSize = Number(pax.size)
+        if (!headerOnly.has(typeflag)) dataSize = paxSize
       }
       const type: TarMember["type"] = typeflag === "0" || typeflag === "\0" || typeflag === "7"
         ? "file"
