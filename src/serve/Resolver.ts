@@ -29,7 +29,7 @@ import { type ImageSource, manifestResolved, type SourceImage } from "../workflo
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { decide } from "../workflows/Decide.ts"
 import { lookupLayer } from "../workflows/Lookup.ts"
-import { acquireLayer, failureReason } from "../workflows/Pull.ts"
+import { acquireLayer, failureReason, indexAcquired } from "../workflows/Pull.ts"
 import { LAYER_ENTRIES } from "../domain/StorePaths.ts"
 import type { RegistryClient } from "../registry/RegistryClient.ts"
 
@@ -166,18 +166,6 @@ export const makeResolver = (opts: ResolverOptions) =>
       return image
     }
 
-    /** Names the layer under the ref (on disk and in the log) once it is in the store. */
-    const indexRef = (ref: string, image: SourceImage, keys: { blobDigest: Digest; tocDigest?: Digest | undefined }) =>
-      Effect.gen(function*() {
-        const entries = [{ key: keys.blobDigest, blobDigest: keys.blobDigest }]
-        if (keys.tocDigest) entries.push({ key: keys.tocDigest, blobDigest: keys.blobDigest })
-        if ((yield* store.indexRef(ref, entries)) === 0) return
-        // RefIndexed lists every layer the view names: those of the image the store holds now
-        const held: Digest[] = []
-        for (const l of image.layers) if (yield* store.find(l.digest)) held.push(l.digest)
-        yield* journal.emit({ _tag: "RefIndexed", ref, layers: held })
-      })
-
     const inflight = new Map<string, Promise<ServedLayer | undefined>>()
 
     // acquisitions running now, to let them finish or interrupt them when serve stops
@@ -197,7 +185,7 @@ export const makeResolver = (opts: ResolverOptions) =>
         const keys = yield* Effect.scoped(Effect.gen(function*() {
           const pin = yield* acquirePin(store.paths.alsDir)
           const keys = yield* jobs.withPermits(1)(acquireLayer(source, layer, { platform: opts.platform, pools: opts.pools, jobs: 1 }, pin))
-          yield* indexRef(ref, image, keys)
+          yield* indexAcquired(ref, image, keys)
           return keys
         }))
         return yield* Effect.promise(() => stored(keys.blobDigest))

@@ -20,7 +20,7 @@ import type { Pool } from "../pool/Pool.ts"
 import { saveBlob } from "../store/BlobFile.ts"
 import { LayerStore } from "../store/LayerStore.ts"
 import { StoreConfig } from "../store/StoreConfig.ts"
-import { type ImageSource, type ImageSourceError, manifestResolved } from "./ImageSource.ts"
+import { type ImageSource, type ImageSourceError, manifestResolved, type SourceImage } from "./ImageSource.ts"
 import { lookupLayer } from "./Lookup.ts"
 import { resumableBlob } from "./ResumableBlob.ts"
 import { withLayerLock } from "../store/LayerLock.ts"
@@ -133,7 +133,7 @@ export const pullImage = Effect.fn("pullImage")(function*(source: ImageSource, o
 
 
 /** Which names this layer must answer to: its blob digest, and its TOC digest when verified. */
-interface LayerKeys {
+export interface LayerKeys {
   readonly blobDigest: Digest
   readonly tocDigest?: Digest | undefined
 }
@@ -191,6 +191,22 @@ const layerChain = (source: ImageSource, layer: LayerDescriptor, opts: PullOptio
  */
 export const acquireLayer = (source: ImageSource, layer: LayerDescriptor, opts: PullOptions, pin?: Pin) =>
   layerChain(source, layer, opts, { found: 0, linked: 0, pulled: 0, bytes: 0 }, pin)
+
+/**
+ * Names a layer acquireLayer brought in under `ref` (on disk and in the log), as `als serve`
+ * does next; RefIndexed lists every layer of the image the store holds by then.
+ */
+export const indexAcquired = (ref: string, image: SourceImage, keys: LayerKeys) =>
+  Effect.gen(function*() {
+    const store = yield* LayerStore
+    const journal = yield* Journal
+    const entries = [{ key: keys.blobDigest, blobDigest: keys.blobDigest }]
+    if (keys.tocDigest) entries.push({ key: keys.tocDigest, blobDigest: keys.blobDigest })
+    if ((yield* store.indexRef(ref, entries)) === 0) return
+    const held: Digest[] = []
+    for (const l of image.layers) if (yield* store.find(l.digest)) held.push(l.digest)
+    yield* journal.emit({ _tag: "RefIndexed", ref, layers: held })
+  })
 
 /** Download → verify → extract into staging → commit. The staging dir goes when the scope closes. */
 const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
