@@ -1,8 +1,9 @@
 /**
  * Which way a layer comes into the store, cheapest first, as a pure function: already stored →
  * use it; else the first pool whose answer may be linked → link it; else, with an image to
- * pull from, pull; else missing. The workflows (Lookup.ts, Pull.ts) only carry the plan out:
- * they ask the pools one at a time (each probe is an event), calling `decide` after each.
+ * pull from, pull; else missing. The workflows only carry the plan out: Lookup.ts asks the
+ * pools one at a time (each probe is an event), calling `decide` after each, and links; its
+ * callers (Pull.ts, serve/Resolver.ts) pull when the plan is Pull.
  */
 import type { Digest } from "../domain/Digest.ts"
 import type { LayerDescriptor, VerifiedLayer } from "../domain/LayerDescriptor.ts"
