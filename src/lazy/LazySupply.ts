@@ -32,7 +32,7 @@ import { StoreConfig } from "../store/StoreConfig.ts"
 import { configuredRegistrySource } from "../config/ConfiguredSource.ts"
 import { tocExpectation } from "../verify/Toc.ts"
 import type { ImageSource, SourceImage } from "../workflows/ImageSource.ts"
-import { acquireLayer, failureReason, LayerFailure } from "../workflows/Pull.ts"
+import { acquireLayer, failureReason, indexAcquired, LayerFailure } from "../workflows/Pull.ts"
 import type { LayerDescriptor } from "../domain/LayerDescriptor.ts"
 import { makeChunkReader, type RangeSource } from "./Chunks.ts"
 import { makePartialBlob, type PartialBlob } from "./PartialBlob.ts"
@@ -114,17 +114,6 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
       })
     )
 
-    /** Names the layer under the ref once it is in the store (as the resolver does after its pulls). */
-    const indexRef = (ref: string, image: SourceImage, keys: { blobDigest: Digest; tocDigest?: Digest | undefined }) =>
-      Effect.gen(function*() {
-        const entries = [{ key: keys.blobDigest, blobDigest: keys.blobDigest }]
-        if (keys.tocDigest) entries.push({ key: keys.tocDigest, blobDigest: keys.blobDigest })
-        if ((yield* store.indexRef(ref, entries)) === 0) return
-        const held: Digest[] = []
-        for (const l of image.layers) if (yield* store.find(l.digest)) held.push(l.digest)
-        yield* journal.emit({ _tag: "RefIndexed", ref, layers: held })
-      })
-
     /** The layer's ordinary pull, on the bytes already fetched plus the rest; the whole blob again if they were wrong. */
     const completeLayer = (ref: string, source: ImageSource, image: SourceImage, layer: LayerDescriptor, partial: PartialBlob) => {
       const pull = (from: ImageSource) =>
@@ -132,7 +121,7 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
           // pinned (under the layer lock) until the ref names it: gc keeps what a live pin names
           const pin = yield* acquirePin(store.paths.alsDir)
           const keys = yield* jobs.withPermits(1)(acquireLayer(from, layer, { platform: opts.platform, pools: opts.pools ?? [], jobs: 1 }, pin))
-          yield* indexRef(ref, image, keys)
+          yield* indexAcquired(ref, image, keys)
           return keys
         }))
       return journal.workflow(Effect.gen(function*() {
