@@ -65,7 +65,7 @@ const namesOf = (root: string, target: string): ReadonlySet<string> | undefined 
   if (r._tag !== "Read") return undefined
   try {
     const info = parseLayerInfo(r.text)
-    return new Set([info.blobDigest, info.tocDigest].filter((d): d is NonNullable<typeof d> => d !== undefined))
+    return new Set([info.digest, info.tocDigest].filter((d): d is NonNullable<typeof d> => d !== undefined))
   } catch {
     return undefined
   }
@@ -255,10 +255,10 @@ const checkCommitted = (root: string, digest: Digest, rec: LayerRecord, opts: St
           out.push(at("InfoMismatch", `info ${name} is ${onDisk ?? "absent"}, the LayerCommitted event says ${inLog ?? "none"}`, infoFile))
         }
       }
-      field("compressed-diff-digest", info.blobDigest, digest)
+      field("compressed-diff-digest", info.digest, digest)
       field("diff-digest", info.diffId, rec.diffId)
       field("toc-digest", info.tocDigest, rec.tocDigest)
-      field("compressed-size", info.blobSize, rec.blobSize)
+      field("compressed-size", info.size, rec.blobSize)
       field("diff-size", info.diffSize, rec.diffSize)
     }
   }

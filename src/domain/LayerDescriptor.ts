@@ -4,9 +4,10 @@
  *   LayerDescriptor  what the image says: parsed once where the image is read (the registry
  *                    client, the local OCI layout and docker-archive sources) and carried
  *                    unchanged through lookup, link planning and ingest
- *   VerifiedLayer    what ingest (extract/LayerIngest.ts) or a link (verify/PoolFacts.ts)
- *                    proved of it: the facts the store commits, which its `info` file encodes
- *                    (LayerInfo.ts renders and parses that file; nothing else does)
+ *   VerifiedLayer    the descriptor's facts once proved, under the descriptor's names, by
+ *                    ingest (extract/LayerIngest.ts) or a link (verify/PoolFacts.ts): what the
+ *                    store commits; `info` maps them to ALS-PROTOCOL.md's keys (LayerInfo.ts
+ *                    renders and parses that file; nothing else does)
  */
 import type { Digest } from "./Digest.ts"
 import type { CompressionName } from "./LayerInfo.ts"
@@ -36,15 +37,12 @@ export interface LayerDescriptor {
 
 /**
  * A layer once proved: the descriptor's blob digest, size, DiffID and compression under the
- * names `info` gives them (ALS-PROTOCOL.md §3: compressed-diff-digest, compressed-size,
- * diff-digest), as ingest measured them from the bytes or the link took them from the
- * verified descriptor, with what only the bytes tell. Not a LayerDescriptor: a pool's layer
- * may be linked with no image at all (`als lookup`, a seed), from the pool's own `info`.
+ * descriptor's own names (`info` maps them to ALS-PROTOCOL.md §3's keys: compressed-diff-digest,
+ * compressed-size, diff-digest), as ingest measured them from the bytes or the link took them
+ * from the verified descriptor, with what only the bytes tell. Not a whole LayerDescriptor: a
+ * pool's layer may be linked with no image at all (`als lookup`, a seed), from the pool's own `info`.
  */
-export interface VerifiedLayer {
-  readonly blobDigest: LayerDescriptor["digest"]
-  readonly blobSize: LayerDescriptor["size"]
-  readonly diffId: LayerDescriptor["diffId"]
+export interface VerifiedLayer extends Pick<LayerDescriptor, "digest" | "size" | "diffId" | "compression"> {
   /** the uncompressed tar's size; -1 when unknown (ALS-PROTOCOL.md allows it only with a TOC digest) */
   readonly diffSize: number
   /** what the blob's magic bytes are (ingest), else what the descriptor or the pool declares */

@@ -31,8 +31,8 @@ export const layerInfoJson = (f: VerifiedLayer): LayerInfoJson => ({
   id: "",
   parent: "",
   created: "1970-01-01T00:00:00Z",
-  "compressed-diff-digest": f.blobDigest,
-  "compressed-size": f.blobSize,
+  "compressed-diff-digest": f.digest,
+  "compressed-size": f.size,
   "diff-digest": f.diffId,
   "diff-size": f.diffSize,
   compression: Compression[f.compression],
@@ -81,8 +81,8 @@ export const parseLayerInfo = (text: string): LayerInfoClaims => {
   const code = size("compression", 0)
   if (code !== undefined && compressionByCode[code] === undefined) throw new InvalidLayerInfo(`unknown compression ${code}`)
   return {
-    blobDigest: digest("compressed-diff-digest"),
-    blobSize: size("compressed-size", 0),
+    digest: digest("compressed-diff-digest"),
+    size: size("compressed-size", 0),
     diffId: digest("diff-digest"),
     diffSize: size("diff-size", -1),
     compression: code === undefined ? undefined : compressionByCode[code],

@@ -275,8 +275,8 @@ const runIngest = async (input: IngestInput, sys: SyscallsApi, signal: AbortSign
     estargz: estargz?.digest,
   })
   return {
-    blobDigest,
-    blobSize,
+    digest: blobDigest,
+    size: blobSize,
     diffId,
     diffSize,
     compression,

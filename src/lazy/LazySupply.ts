@@ -253,8 +253,8 @@ export const makeLazySupply = (resolver: Resolver, opts: LazyOptions) =>
         model: fetched.model,
         reader,
         info: new TextEncoder().encode(JSON.stringify(layerInfoJson({
-          blobDigest: layer.digest,
-          blobSize: layer.size,
+          digest: layer.digest,
+          size: layer.size,
           diffId: layer.diffId,
           diffSize: diffSize ?? -1,
           compression: fetched.model.format === "estargz" ? "gzip" : "zstd",

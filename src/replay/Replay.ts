@@ -121,7 +121,7 @@ const checkLayers = (rec: LoadedRecording, root: string) =>
         problems.push(`no readable ${l.layer}/info in the replayed store`)
       }
       if (info) {
-        if (info.blobDigest !== l.layer) problems.push(`info compressed-diff-digest: recorded ${l.layer}, replayed ${info.blobDigest}`)
+        if (info.digest !== l.layer) problems.push(`info compressed-diff-digest: recorded ${l.layer}, replayed ${info.digest}`)
         if (info.diffId !== l.diffId) problems.push(`info diff-digest (DiffID): recorded ${l.diffId}, replayed ${info.diffId}`)
         if ((info.tocDigest ?? undefined) !== (l.tocDigest ?? undefined)) {
           problems.push(`info toc-digest: recorded ${l.tocDigest ?? "none"}, replayed ${info.tocDigest ?? "none"}`)

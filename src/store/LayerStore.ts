@@ -243,7 +243,7 @@ export const makeLayerStore = Effect.gen(function*() {
     // ahead (the next pull simply commits the layer again), never a layer the log cannot
     // explain.
     if (hooks) yield* hooks.announce
-    const dest = paths.layer(facts.blobDigest)
+    const dest = paths.layer(facts.digest)
     const rename = () =>
       fs.rename(stagingDir, dest).then(
         () => true,
@@ -266,8 +266,8 @@ export const makeLayerStore = Effect.gen(function*() {
         }
       }
     }).pipe(Effect.tapError((e) => hooks ? hooks.retract(e.message) : Effect.void))
-    const aliasRefused = facts.tocDigest && facts.tocDigest !== facts.blobDigest
-      ? yield* putAlias(facts.tocDigest, facts.blobDigest)
+    const aliasRefused = facts.tocDigest && facts.tocDigest !== facts.digest
+      ? yield* putAlias(facts.tocDigest, facts.digest)
       : undefined
     return { path: dest, fresh: moved, ...(aliasRefused ? { aliasRefused } : {}) }
   })
@@ -320,7 +320,7 @@ export const makeLayerStore = Effect.gen(function*() {
     hooks?: CommitHooks,
   ) {
     return yield* Effect.scoped(Effect.gen(function*() {
-      const dir = yield* stage(facts.blobDigest)
+      const dir = yield* stage(facts.digest)
       yield* io("link diff", dir, () => fs.symlink(target.diff, path.join(dir, "diff")))
       if (target.blob) {
         yield* io("link blob", dir, () => fs.symlink(target.blob!, path.join(dir, "blob")))
@@ -388,7 +388,7 @@ export const makeLayerStore = Effect.gen(function*() {
       const r = readPoolFile(path.join(dir, "info"))
       if (r._tag !== "Read") return undefined
       const info = parseLayerInfo(r.text)
-      return info.blobDigest === digest ? info.tocDigest : undefined
+      return info.digest === digest ? info.tocDigest : undefined
     } catch {
       return undefined
     }

@@ -24,13 +24,13 @@ export const planLink = (
 ): LinkPlan => {
   if (hit.refused !== undefined) return { _tag: "Refuse", reason: hit.refused }
   const info = hit.info
-  if (info?.blobDigest !== undefined && info.blobDigest !== digest) {
-    return { _tag: "Refuse", reason: `the pool's info names another layer (${info.blobDigest})` }
+  if (info?.digest !== undefined && info.digest !== digest) {
+    return { _tag: "Refuse", reason: `the pool's info names another layer (${info.digest})` }
   }
   if (meta && info?.diffId !== undefined && info.diffId !== meta.diffId) {
     return { _tag: "Refuse", reason: `the pool's DiffID ${info.diffId} differs from the image config's ${meta.diffId}` }
   }
-  const blobSize = meta?.size ?? info?.blobSize
+  const blobSize = meta?.size ?? info?.size
   const diffId = meta?.diffId ?? info?.diffId
   if (blobSize === undefined || diffId === undefined) {
     return {
@@ -39,12 +39,12 @@ export const planLink = (
         "run `als pull REF`, which takes them from the registry",
     }
   }
-  if (meta && info?.blobSize !== undefined && info.blobSize !== meta.size) {
-    return { _tag: "Refuse", reason: `the pool's blob size ${info.blobSize} differs from the manifest's ${meta.size}` }
+  if (meta && info?.size !== undefined && info.size !== meta.size) {
+    return { _tag: "Refuse", reason: `the pool's blob size ${info.size} differs from the manifest's ${meta.size}` }
   }
   const facts: VerifiedLayer = {
-    blobDigest: digest,
-    blobSize,
+    digest,
+    size: blobSize,
     diffId,
     diffSize: info?.diffSize ?? -1,
     compression: meta?.compression ?? info?.compression ?? "gzip",

@@ -129,7 +129,7 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
     if (poolToc !== undefined && !claims.some((c) => c.digest === poolToc)) all.push({ digest: poolToc, from: "pool info" })
     const file = blob.blob ?? blob.blobFile!
     for (const c of all) {
-      const check = verifyTocOfFile(file, link.facts.blobSize, link.facts.compression, c)
+      const check = verifyTocOfFile(file, link.facts.size, link.facts.compression, c)
       if (check._tag === "Verified" && tocDigest === undefined) tocDigest = check.digest
       else if (check._tag === "Unverified") yield* ignored(c.digest, c.from, `not checked against the blob: ${check.reason}`)
       else yield* ignored(c.digest, c.from, `the layer already has the TOC digest ${tocDigest}`)
@@ -152,7 +152,7 @@ export const lookupLayer = Effect.fn("lookupLayer")(function*(req: LookupRequest
             layer: req.digest,
             diffId: facts.diffId,
             diffSize: facts.diffSize,
-            blobSize: facts.blobSize,
+            blobSize: facts.size,
             ...(facts.tocDigest ? { tocDigest: facts.tocDigest } : {}),
             source: "link",
             pool: link.pool,

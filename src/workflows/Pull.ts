@@ -229,7 +229,7 @@ const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
       onBytes: (n) => reporter.progress?.(layer.digest, n),
     })
     const ms = (yield* Clock.currentTimeMillis) - t0
-    tally.bytes += result.blobSize
+    tally.bytes += result.size
     // a checked TOC digest whose name another layer holds is no name of this one
     const tocTaken = result.tocDigest === undefined ? undefined : store.aliasTaken(result.tocDigest, layer.digest)
     if (tocTaken !== undefined) {
@@ -239,7 +239,7 @@ const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
     // what ingest proved is what the store commits, less a TOC name that is not this layer's
     const facts: VerifiedLayer = { ...result, tocDigest }
     yield* journal.emitAll([
-      { _tag: "BlobFetched", layer: layer.digest, bytes: result.blobSize, ms },
+      { _tag: "BlobFetched", layer: layer.digest, bytes: result.size, ms },
       { _tag: "LayerExtracted", layer: layer.digest, diffId: result.diffId, files: result.files, bytes: result.bytes },
     ])
     yield* store.commit(dir, facts, {
@@ -248,7 +248,7 @@ const pullLayer = (source: ImageSource, layer: LayerDescriptor, tally: Tally) =>
         layer: layer.digest,
         diffId: result.diffId,
         diffSize: result.diffSize,
-        blobSize: result.blobSize,
+        blobSize: result.size,
         ...(tocDigest ? { tocDigest } : {}),
         source: "pull",
       }),

@@ -95,8 +95,8 @@ describe("other boundary parsers, fuzzed", () => {
       fc.property(info, (t) => {
         throwsOnly(() => {
           const f = parseLayerInfo(t)
-          for (const d of [f.blobDigest, f.diffId, f.tocDigest]) if (d !== undefined) expect(isDigest(d)).toBe(true)
-          for (const n of [f.blobSize, f.diffSize]) if (n !== undefined) expect(Number.isSafeInteger(n)).toBe(true)
+          for (const d of [f.digest, f.diffId, f.tocDigest]) if (d !== undefined) expect(isDigest(d)).toBe(true)
+          for (const n of [f.size, f.diffSize]) if (n !== undefined) expect(Number.isSafeInteger(n)).toBe(true)
         }, InvalidLayerInfo)
       }),
       fuzzParams(2),

@@ -55,7 +55,7 @@ const watchedStore = (seen: Array<{ op: string; pinned: boolean }>) =>
       Effect.map(pinnedDigests(s.paths.alsDir), (pins) => void seen.push({ op, pinned: pins.has(d) }))
     return {
       ...s,
-      link: (...args: Parameters<typeof s.link>) => Effect.zipRight(note("link", args[0].blobDigest), s.link(...args)),
+      link: (...args: Parameters<typeof s.link>) => Effect.zipRight(note("link", args[0].digest), s.link(...args)),
       indexRef: (r: string, entries: Parameters<typeof s.indexRef>[1]) =>
         Effect.zipRight(note("indexRef", entries[0]!.blobDigest), s.indexRef(r, entries)),
       indexRefReport: (r: string, entries: Parameters<typeof s.indexRefReport>[1]) =>

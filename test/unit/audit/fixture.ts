@@ -35,8 +35,8 @@ export interface Fixture {
 }
 
 const layerFacts = (l: FixtureLayer) => ({
-  blobDigest: l.digest,
-  blobSize: l.blob.length,
+  digest: l.digest,
+  size: l.blob.length,
   diffId: l.diffId,
   diffSize: 100,
   compression: "gzip" as const,

@@ -10,7 +10,7 @@ const d = (c: string) => parseDigest(`sha256:${c.repeat(64)}`)
 
 describe("info codec", () => {
   test("a VerifiedLayer renders to the exact info podman reads, and parses back to the same facts", () => {
-    const v: VerifiedLayer = { blobDigest: d("a"), blobSize: 123, diffId: d("b"), diffSize: 456, compression: "zstd", tocDigest: d("c") }
+    const v: VerifiedLayer = { digest: d("a"), size: 123, diffId: d("b"), diffSize: 456, compression: "zstd", tocDigest: d("c") }
     const text = renderLayerInfo(v)
     expect(text).toBe(
       `{"id":"","parent":"","created":"1970-01-01T00:00:00Z",` +
@@ -22,7 +22,7 @@ describe("info codec", () => {
 
   test("without a TOC digest there is no toc-digest key; gzip is code 2, none 0; an unknown diff size stays -1", () => {
     for (const [compression, code] of [["gzip", 2], ["none", 0]] as const) {
-      const v: VerifiedLayer = { blobDigest: d("a"), blobSize: 1, diffId: d("b"), diffSize: -1, compression }
+      const v: VerifiedLayer = { digest: d("a"), size: 1, diffId: d("b"), diffSize: -1, compression }
       const json = JSON.parse(renderLayerInfo(v))
       expect("toc-digest" in json).toBe(false)
       expect(json.compression).toBe(code)

@@ -65,7 +65,7 @@ describe("zstd:chunked", () => {
       expect(r.compression).toBe("zstd")
       expect(r.tocDigest).toBe(sha256(blob.manifest))
       expect(r.diffId).toBe(blob.diffId)
-      expect(r.blobDigest).toBe(blob.digest)
+      expect(r.digest).toBe(blob.digest)
       checkTree(box.diffDir)
     })
   })

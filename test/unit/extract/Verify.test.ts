@@ -98,7 +98,7 @@ describe("blob verification", () => {
       const { createHash } = await import("node:crypto")
       const d512 = `sha512:${createHash("sha512").update(blob.blob).digest("hex")}` as Digest
       const r = ok(await ingest({ ...blob, digest: d512 }, box))
-      expect(r.blobDigest).toBe(d512)
+      expect(r.digest).toBe(d512)
     })
   })
 })

@@ -31,7 +31,7 @@ const pool = (tweak: (layerDir: string, poolDir: string) => void = () => {}): Po
   fs.writeFileSync(path.join(layer, "blob"), "0123456789")
   fs.writeFileSync(
     path.join(layer, "info"),
-    renderLayerInfo({ blobDigest: D, blobSize: 10, diffId: DIFF_ID, diffSize: 100, compression: "gzip" }),
+    renderLayerInfo({ digest: D, size: 10, diffId: DIFF_ID, diffSize: 100, compression: "gzip" }),
   )
   tweak(layer, dir)
   return { kind: "store", dir }
@@ -60,7 +60,7 @@ describe("a pool's info", () => {
   test("a true, regular info is read and parsed (the baseline the refusals below differ from)", () => {
     const hit = probe(pool()).hit
     expect(hit?.refused).toBeUndefined()
-    expect(hit?.info).toMatchObject({ blobDigest: D, blobSize: 10, diffId: DIFF_ID })
+    expect(hit?.info).toMatchObject({ digest: D, size: 10, diffId: DIFF_ID })
     expect(planLink(D, hit!, undefined)._tag).toBe("Link")
   })
 
@@ -93,7 +93,7 @@ describe("a pool's info", () => {
 
   test("an info naming another layer is refused by the pool-facts check", () => {
     const p = pool((l) =>
-      fs.writeFileSync(path.join(l, "info"), renderLayerInfo({ blobDigest: OTHER, blobSize: 10, diffId: DIFF_ID, diffSize: 1, compression: "gzip" }))
+      fs.writeFileSync(path.join(l, "info"), renderLayerInfo({ digest: OTHER, size: 10, diffId: DIFF_ID, diffSize: 1, compression: "gzip" }))
     )
     expect(planLink(D, probe(p).hit!, undefined)).toMatchObject({ _tag: "Refuse", reason: expect.stringContaining(OTHER) })
   })

@@ -37,24 +37,24 @@ describe("seed pool layout", () => {
 describe("link plan: info must be right", () => {
   const meta = { size: 10, diffId, compression: "gzip" as const }
   test("a pool with a matching info and blob links everything", () => {
-    const plan = planLink(d, { diff: "/p/diff", blob: { path: "/p/blob", size: 10 }, info: { blobDigest: d, blobSize: 10, diffId } }, undefined)
-    expect(plan).toMatchObject({ _tag: "Link", blob: "/p/blob", facts: { blobDigest: d, diffId, blobSize: 10 } })
+    const plan = planLink(d, { diff: "/p/diff", blob: { path: "/p/blob", size: 10 }, info: { digest: d, size: 10, diffId } }, undefined)
+    expect(plan).toMatchObject({ _tag: "Link", blob: "/p/blob", facts: { digest: d, diffId, size: 10 } })
   })
   test("registry metadata wins and a disagreeing pool is refused", () => {
     const other = parseDigest(`sha256:${"2d".repeat(32)}`)
-    const plan = planLink(d, { diff: "/p", blob: { path: "/p/blob", size: 10 }, info: { blobDigest: d, diffId: other } }, meta)
+    const plan = planLink(d, { diff: "/p", blob: { path: "/p/blob", size: 10 }, info: { digest: d, diffId: other } }, meta)
     expect(plan._tag).toBe("Refuse")
   })
   test("an info naming another layer is refused", () => {
     const other = parseDigest(`sha256:${"2d".repeat(32)}`)
-    expect(planLink(d, { diff: "/p", info: { blobDigest: other, diffId, blobSize: 10 } }, meta)._tag).toBe("Refuse")
+    expect(planLink(d, { diff: "/p", info: { digest: other, diffId, size: 10 } }, meta)._tag).toBe("Refuse")
   })
   test("a tree without blob: refused without registry metadata, blob fetched with it", () => {
     expect(planLink(d, { diff: "/p" }, undefined)).toMatchObject({ _tag: "Refuse" })
-    expect(planLink(d, { diff: "/p" }, meta)).toMatchObject({ _tag: "NeedBlob", facts: { diffId, blobSize: 10 } })
+    expect(planLink(d, { diff: "/p" }, meta)).toMatchObject({ _tag: "NeedBlob", facts: { diffId, size: 10 } })
   })
   test("a blob of the wrong size is not exposed", () => {
     expect(planLink(d, { diff: "/p", blob: { path: "/b", size: 9 } }, meta)._tag).toBe("NeedBlob")
-    expect(planLink(d, { diff: "/p", blob: { path: "/b", size: 9 }, info: { blobDigest: d, diffId, blobSize: 10 } }, undefined)._tag).toBe("Refuse")
+    expect(planLink(d, { diff: "/p", blob: { path: "/b", size: 9 }, info: { digest: d, diffId, size: 10 } }, undefined)._tag).toBe("Refuse")
   })
 })

@@ -36,8 +36,8 @@ const withStore = <A>(f: (store: Effect.Effect.Success<typeof makeLayerStore>, r
 }
 
 const facts = (blobDigest: Digest, tocDigest?: Digest): VerifiedLayer => ({
-  blobDigest,
-  blobSize: 1,
+  digest: blobDigest,
+  size: 1,
   diffId: d("f"),
   diffSize: 1,
   compression: "zstd",
@@ -47,7 +47,7 @@ const facts = (blobDigest: Digest, tocDigest?: Digest): VerifiedLayer => ({
 /** Stages a complete layer (diff/, blob) and commits it. */
 const commit = (store: Effect.Effect.Success<typeof makeLayerStore>, f: VerifiedLayer) =>
   Effect.scoped(Effect.gen(function*() {
-    const dir = yield* store.stage(f.blobDigest)
+    const dir = yield* store.stage(f.digest)
     fs.mkdirSync(path.join(dir, "diff"))
     fs.writeFileSync(path.join(dir, "blob"), "x")
     return yield* store.commit(dir, f)

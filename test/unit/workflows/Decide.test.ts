@@ -20,7 +20,7 @@ const given = (over: Partial<Situation> = {}): Situation => ({
 })
 const miss = (pool: string): PoolAnswer => ({ pool, path: `${pool}/x` })
 const hit = (pool: string, h: PoolHit): PoolAnswer => ({ pool, path: `${pool}/x`, hit: h })
-const full: PoolHit = { diff: "/p/diff", blob: { path: "/p/blob", size: 10 }, info: { blobDigest: D, blobSize: 10, diffId: DIFF, diffSize: 99 } }
+const full: PoolHit = { diff: "/p/diff", blob: { path: "/p/blob", size: 10 }, info: { digest: D, size: 10, diffId: DIFF, diffSize: 99 } }
 const treeOnly: PoolHit = { diff: "/p/diff" }
 
 describe("decide", () => {
@@ -51,7 +51,7 @@ describe("decide", () => {
       pool: "/p1",
       poolPath: "/p1/x",
       blob: { _tag: "PoolBlob", path: "/p/blob" },
-      facts: { blobDigest: D, blobSize: 10, diffId: DIFF, diffSize: 99, compression: "gzip" },
+      facts: { digest: D, size: 10, diffId: DIFF, diffSize: 99, compression: "gzip" },
       refused: [],
     })
   })
@@ -66,7 +66,7 @@ describe("decide", () => {
   })
 
   test("given a pool whose info names another layer, then it is refused even without a descriptor", () => {
-    const plan = decide(given({ pools: 1, answers: [hit("/p1", { ...full, info: { ...full.info, blobDigest: OTHER } })] }))
+    const plan = decide(given({ pools: 1, answers: [hit("/p1", { ...full, info: { ...full.info, digest: OTHER } })] }))
     expect(plan).toMatchObject({ _tag: "Missing", refused: [{ pool: "/p1", reason: expect.stringContaining(OTHER) }] })
   })
 
@@ -79,7 +79,7 @@ describe("decide", () => {
     expect(decide(given({ pools: 1, answers: [hit("/p1", treeOnly)], layer, canFetchBlob: true }))).toMatchObject({
       _tag: "Link",
       blob: { _tag: "FetchBlob" },
-      facts: { blobSize: 10, diffId: DIFF, diffSize: -1 },
+      facts: { size: 10, diffId: DIFF, diffSize: -1 },
     })
     expect(decide(given({ pools: 1, answers: [hit("/p1", treeOnly)], layer }))).toMatchObject({
       _tag: "Missing",
