@@ -96,7 +96,10 @@ describe("many hosts, one store: two als serve in their own UTS and mount namesp
       while (watching) {
         for (const l of layers) {
           try {
-            owners.add(fs.readFileSync(join(lockPathOf(root, l.digest), "owner"), "utf8").trim())
+            // empty: read between the holder's exclusive create and its write (a waiter reads
+            // that as "no one known" and takes nothing over: test/unit/sys/MkdirLock.test.ts)
+            const owner = fs.readFileSync(join(lockPathOf(root, l.digest), "owner"), "utf8").trim()
+            if (owner !== "") owners.add(owner)
           } catch {
             // not held now
           }
