@@ -39,7 +39,7 @@ interface Files {
 /**
  * Runs `cmd` in a private mount namespace where /etc/containers and /usr/share/containers hold
  * only `files`, and /var/lib and /run are empty tmpfs (podman's default roots land there, not
- * on the host), with exactly `env` (plus PATH), as root or as nobody.
+ * on the host), with exactly `env` (plus PATH), as root or as nobody, in its own pid namespace.
  */
 const isolated = async (dir: string, files: Files, env: Record<string, string>, cmd: ReadonlyArray<string>, rootless = false): Promise<RunResult> => {
   const mounts: string[] = []
@@ -53,7 +53,9 @@ const isolated = async (dir: string, files: Files, env: Record<string, string>, 
   mounts.push("mount -t tmpfs -o mode=755 none /var/lib", "mount -t tmpfs -o mode=755 none /run")
   const user = rootless ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"] : []
   const envArgs = Object.entries({ PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", ...env }).map(([k, v]) => `${k}=${v}`)
-  return run(["unshare", "--mount", "--propagation", "private", "sh", "-c", `${mounts.join(" && ")} && exec "$@"`, "sh", ...user, "env", "-i", ...envArgs, ...cmd], { timeoutMs: 2 * MIN })
+  // its own pid namespace too: rootless podman leaves a pause process behind, which dies with
+  // the namespace when the command ends instead of outliving the test
+  return run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", `${mounts.join(" && ")} && exec "$@"`, "sh", ...user, "env", "-i", ...envArgs, ...cmd], { timeoutMs: 2 * MIN })
 }
 
 interface Seen {
