@@ -3,7 +3,8 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import { formatPlatform } from "../domain/Platform.ts"
 import { Journal } from "../events/Journal.ts"
-import { podmanRegistryLayer, storeLayer } from "../Layers.ts"
+import { storeLayer } from "../Layers.ts"
+import { podmanRegistryLayer } from "../RegistryLayers.ts"
 import { parsePoolSpec } from "../pool/Pool.ts"
 import { RegistryTransport } from "../registry/RegistryTransport.ts"
 import { LayerStore } from "../store/LayerStore.ts"
@@ -95,7 +96,7 @@ export const certDir = Options.text("cert-dir").pipe(
 
 /**
  * The registry client as the flags ask for it, over `transport`, reaching registries as podman
- * does (registries.conf, certs.d: src/Layers.ts podmanRegistryLayer).
+ * does (registries.conf, certs.d: src/RegistryLayers.ts podmanRegistryLayer).
  */
 export const registryLayer = (
   a: {
