@@ -158,8 +158,12 @@ describe("als pull docker-archive:FILE and oci-archive:FILE", () => {
   test("a podman save archive: layers as stored (plain tar), named after RepoTags; podman skips them all", async () => {
     const work = temp("archive")
     const local = `localhost/als-archive/hello:latest`
-    await podman.podman(["pull", `oci:${FIXTURE}:latest`])
-    await podman.podman(["tag", `localhost${FIXTURE}:latest`, local])
+    // podman names an oci: layout after its path, which must then be lowercase: a copy under
+    // a lowercase path, wherever the checkout lives
+    const layout = join(lowerTemp("archive-src"), "hello")
+    cpSync(FIXTURE, layout, { recursive: true })
+    await podman.podman(["pull", `oci:${layout}:latest`])
+    await podman.podman(["tag", `localhost${layout}:latest`, local])
     const file = join(work, "hello.tar")
     await podman.podman(["save", "-o", file, local])
     const ociFile = join(work, "hello-oci.tar")
