@@ -4,11 +4,12 @@
  * `sha256:../../etc` must never become a directory name.
  */
 import { Schema } from "effect"
+import { DIGEST_PATTERN, isDigest } from "./DigestSyntax.ts"
 
-const pattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
+export { digestAlgorithm, digestHex, isDigest } from "./DigestSyntax.ts"
 
 export const Digest = Schema.String.pipe(
-  Schema.pattern(pattern, { message: () => "expected a digest such as sha256:<64 lowercase hex>" }),
+  Schema.pattern(DIGEST_PATTERN, { message: () => "expected a digest such as sha256:<64 lowercase hex>" }),
   Schema.brand("Digest"),
 )
 export type Digest = typeof Digest.Type
@@ -21,15 +22,8 @@ export class InvalidDigest extends Schema.TaggedError<InvalidDigest>()("InvalidD
   }
 }
 
-export const isDigest = (s: string): s is Digest => pattern.test(s)
-
 /** Throws InvalidDigest: for pure code at trust boundaries. */
 export const parseDigest = (s: string): Digest => {
   if (!isDigest(s)) throw new InvalidDigest({ value: s })
   return s
 }
-
-export const digestAlgorithm = (d: Digest): "sha256" | "sha512" =>
-  d.startsWith("sha512:") ? "sha512" : "sha256"
-
-export const digestHex = (d: Digest): string => d.slice(d.indexOf(":") + 1)

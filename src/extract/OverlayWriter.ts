@@ -32,7 +32,7 @@
  * (after their children are written; this also lets read-only directories be filled).
  */
 import * as fs from "node:fs"
-import { S_IFBLK, S_IFCHR, S_IFIFO, type SyscallsApi } from "../sys/Syscalls.ts"
+import { S_IFBLK, S_IFCHR, S_IFIFO, type SyscallsApi } from "../sys/SyscallsApi.ts"
 import { cleanComponents, PathEscape } from "./EntryPath.ts"
 import { errnoCode, ioFailure, LayerIoError, LayerRejected, type LayerRejectedCode } from "./errors.ts"
 import type { TarEntry, TarSink } from "./TarParser.ts"

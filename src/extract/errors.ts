@@ -6,36 +6,49 @@
  * Both carry a complete human `message` (layer digest, entry, what to do), so they serialize
  * straight into failure events.
  */
-import { Schema } from "effect"
+export type LayerRejectedCode =
+  | "BlobDigestMismatch"
+  | "BlobSizeMismatch"
+  | "DiffIdMismatch"
+  | "TocDigestMismatch"
+  | "CorruptData"
+  | "UnsafeEntry"
+  | "InvalidWhiteout"
+  | "UnsupportedMediaType"
+  | "UnsupportedEntry"
 
-export const LayerRejectedCode = Schema.Literal(
-  "BlobDigestMismatch",
-  "BlobSizeMismatch",
-  "DiffIdMismatch",
-  "TocDigestMismatch",
-  "CorruptData",
-  "UnsafeEntry",
-  "InvalidWhiteout",
-  "UnsupportedMediaType",
-  "UnsupportedEntry",
-)
-export type LayerRejectedCode = typeof LayerRejectedCode.Type
-
-export class LayerRejected extends Schema.TaggedError<LayerRejected>()("LayerRejected", {
-  code: LayerRejectedCode,
-  message: Schema.String,
+/**
+ * Plain tagged errors (Effect matches them by `_tag`), not Schema classes: the extractor that
+ * throws them also runs on a worker thread that loads no Effect runtime (IngestWorker.ts).
+ */
+export class LayerRejected extends Error {
+  readonly _tag = "LayerRejected" as const
+  readonly code: LayerRejectedCode
   /** the tar entry's name as written in the archive, when one entry is at fault */
-  entry: Schema.optional(Schema.String),
-}) {}
+  readonly entry?: string
 
-export const LayerIoErrorCode = Schema.Literal("NoSpace", "Io", "Permission")
-export type LayerIoErrorCode = typeof LayerIoErrorCode.Type
+  constructor(args: { readonly code: LayerRejectedCode; readonly message: string; readonly entry?: string | undefined }) {
+    super(args.message)
+    this.name = "LayerRejected"
+    this.code = args.code
+    if (args.entry !== undefined) this.entry = args.entry
+  }
+}
 
-export class LayerIoError extends Schema.TaggedError<LayerIoError>()("LayerIoError", {
-  code: LayerIoErrorCode,
-  path: Schema.String,
-  message: Schema.String,
-}) {}
+export type LayerIoErrorCode = "NoSpace" | "Io" | "Permission"
+
+export class LayerIoError extends Error {
+  readonly _tag = "LayerIoError" as const
+  readonly code: LayerIoErrorCode
+  readonly path: string
+
+  constructor(args: { readonly code: LayerIoErrorCode; readonly path: string; readonly message: string }) {
+    super(args.message)
+    this.name = "LayerIoError"
+    this.code = args.code
+    this.path = args.path
+  }
+}
 
 /** errno names of a Node fs error or a `SysError` (both carry `code`), else undefined. */
 export const errnoCode = (e: unknown): string | undefined => {

@@ -1,6 +1,6 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi"
 import { makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
-import type { SyscallsApi } from "./Syscalls.ts"
+import type { SyscallsApi } from "./SyscallsApi.ts"
 
 export const make = (): SyscallsApi => {
   const { symbols: c } = dlopen("libc.so.6", {

@@ -1,5 +1,5 @@
 import { makeSyscalls, O_RDONLY_CLOEXEC } from "./Libc.ts"
-import type { SyscallsApi } from "./Syscalls.ts"
+import type { SyscallsApi } from "./SyscallsApi.ts"
 
 // Deno's global is only typed under Deno; keep this module free of Deno's type package.
 // deno-lint-ignore no-explicit-any

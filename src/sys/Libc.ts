@@ -4,7 +4,7 @@
  * DenoSyscalls only bind the symbols.
  */
 import { ENODATA, ERANGE, errnoName } from "./errno.ts"
-import { SysError, type SyscallsApi } from "./Syscalls.ts"
+import { SysError, type SyscallsApi } from "./SyscallsApi.ts"
 
 /** libc calls as C sees them: NUL-terminated paths, return value, errno read right after. */
 export interface RawLibc {

@@ -12,7 +12,7 @@
  * the worker cannot start, the synchronous call is made on the caller's thread as before.
  */
 import { errnoName } from "./errno.ts"
-import { SysError, type SyscallsApi } from "./Syscalls.ts"
+import { SysError, type SyscallsApi } from "./SyscallsApi.ts"
 
 const workerSource = `
 const { dlopen, FFIType, read } = await import("bun:ffi")

@@ -3,7 +3,7 @@
  * its uncompressed content. Used by ingest (LayerIngest.ts, streaming) and by blob saving
  * (BlobFile.ts, a blob fetched for a layer linked from a pool). Pure: the callers hash.
  */
-import type { Digest } from "../domain/Digest.ts"
+import type { Digest } from "../domain/DigestSyntax.ts"
 import { LayerRejected } from "../extract/errors.ts"
 
 /** The blob is longer than its descriptor says: stop reading at once. */

@@ -17,7 +17,7 @@
 import { createHash, type Hash } from "node:crypto"
 import * as fs from "node:fs"
 import * as zlib from "node:zlib"
-import { digestAlgorithm, isDigest, type Digest } from "../domain/Digest.ts"
+import { digestAlgorithm, isDigest, type Digest } from "../domain/DigestSyntax.ts"
 import { TocAnnotation } from "../domain/TocAnnotation.ts"
 import { ioFailure, LayerRejected } from "../extract/errors.ts"
 import { type TarEntry, TarParser, type TarSink } from "../extract/TarParser.ts"
