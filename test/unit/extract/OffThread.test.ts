@@ -12,9 +12,9 @@ import { ingestStream, type IngestInput } from "../../../src/extract/IngestStrea
 import { ingestLayer } from "../../../src/extract/LayerIngest.ts"
 import { Syscalls } from "../../../src/sys/Syscalls.ts"
 import { REPO_ROOT } from "../../lib/als.ts"
-import { chunks, layerBlob, rawTar, type RawEntry, sha256, type TestBlob } from "../../lib/tars.ts"
+import { layerBlob, rawTar, type RawEntry, sha256, type TestBlob } from "../../lib/tars.ts"
 import { type TreeEntry, walkTree } from "../../lib/tree.ts"
-import { type Sandbox, sys, withSandbox } from "./harness.ts"
+import { inputFor, type Sandbox, sys, withSandbox } from "./harness.ts"
 
 const T = 1650000000
 const entries: ReadonlyArray<RawEntry> = [
@@ -35,17 +35,7 @@ const explicit = new Set(entries.filter((e) => e.type === "dir").map((e) => Stri
 const comparable = (tree: ReadonlyArray<TreeEntry>) =>
   tree.map((e) => (e.type === "dir" && !explicit.has(e.path)) || e.type === "char" && e.path.includes("cache") ? { ...e, mtime: "" } : e)
 
-const inputOf = (blob: TestBlob, box: Sandbox, over: Partial<IngestInput> = {}): IngestInput => ({
-  source: chunks(blob.blob, 65536),
-  digest: blob.digest,
-  size: blob.size,
-  mediaType: blob.mediaType,
-  diffId: blob.diffId,
-  annotations: blob.annotations,
-  blobPath: box.blobPath,
-  diffDir: box.diffDir,
-  ...over,
-})
+const inputOf = (blob: TestBlob, box: Sandbox, over: Partial<IngestInput> = {}): IngestInput => inputFor(blob, box, over)
 
 const onThread = (input: IngestInput) => {
   const t = ingestOffThread(input)

@@ -63,28 +63,36 @@ export const sandbox = (): Sandbox => {
 
 export type Outcome = Either.Either<IngestResult, LayerRejected | LayerIoError>
 
+/** What ingest is given for `blob` in `box`: its bytes in chunks, its descriptor, the sandbox's paths. */
+export const inputFor = (
+  blob: TestBlob,
+  box: Sandbox,
+  over: Partial<IngestInput> & { chunkSize?: number; digest?: Digest } = {},
+): IngestInput => {
+  const { chunkSize, ...rest } = over
+  return {
+    source: chunks(blob.blob, chunkSize),
+    digest: blob.digest,
+    size: blob.size,
+    mediaType: blob.mediaType,
+    diffId: blob.diffId,
+    annotations: blob.annotations,
+    blobPath: box.blobPath,
+    diffDir: box.diffDir,
+    ...rest,
+  }
+}
+
 export const ingest = (
   blob: TestBlob,
   box: Sandbox,
   over: Partial<IngestInput> & { chunkSize?: number; digest?: Digest } = {},
-): Promise<Outcome> => {
-  const { chunkSize, ...rest } = over
-  return Effect.runPromise(
-    ingestLayer({
-      source: chunks(blob.blob, chunkSize),
-      digest: blob.digest,
-      size: blob.size,
-      mediaType: blob.mediaType,
-      diffId: blob.diffId,
-      annotations: blob.annotations,
-      blobPath: box.blobPath,
-      diffDir: box.diffDir,
-      ...rest,
-    }).pipe(Effect.provideService(Syscalls, sys), // test sources never fail on their own
+): Promise<Outcome> =>
+  Effect.runPromise(
+    ingestLayer(inputFor(blob, box, over)).pipe(Effect.provideService(Syscalls, sys), // test sources never fail on their own
       Effect.mapError((e) => e as LayerRejected | LayerIoError),
       Effect.either),
   )
-}
 
 /** The result of a successful ingest, or a thrown error describing the failure. */
 export const ok = (o: Outcome): IngestResult => {
