@@ -85,11 +85,12 @@ export const canIngestOffThread = (): boolean => {
 }
 
 /**
- * Ingest threads alive at once: one per core. Each costs a JavaScript heap (~15 MiB of RSS), and
- * more threads than cores only take turns; a layer that finds none free runs on the main thread,
- * which is a core's worth of work too.
+ * Ingest threads alive at once: one per core but the main thread's, which ingests the layers
+ * that find none free (and the small ones) itself. More would only take turns: each costs a
+ * JavaScript heap (~5-15 MiB of RSS) and its own JIT warm-up, and creating files does not scale
+ * with threads here (40,000 creates from two processes at once: +15-25% kernel CPU, no faster).
  */
-const maxThreads = (): number => Math.max(1, os.availableParallelism())
+const maxThreads = (): number => Math.max(1, os.availableParallelism() - 1)
 let alive = 0
 let started = 0
 
