@@ -41,10 +41,10 @@ const COMPRESSION_CODE = { gzip: 2, zstd: 4 }
 const pullAndCompare = async (
   pushed: PushedImage,
   layers: ReadonlyArray<PushedLayer>,
-  opts: { platform?: string; arch?: string; compression: "gzip" | "zstd" },
+  opts: { platform?: string; arch?: string; compression: "gzip" | "zstd"; extra?: ReadonlyArray<string>; env?: Record<string, string> },
 ) => {
   const root = res.tempDir("store4")
-  await alsPull(root, pushed.ref, opts.platform ? ["--platform", opts.platform] : [])
+  await alsPull(root, pushed.ref, [...(opts.platform ? ["--platform", opts.platform] : []), ...(opts.extra ?? [])], opts.env)
   expect(stagingEntries(root)).toEqual([])
   for (const l of layers) {
     expectCompleteLayer(join(root, l.digest), l.digest, l.diffId, l.size)
@@ -80,6 +80,18 @@ describe("als pull → podman 4.3.1 through the store", () => {
       expect(await compareTrees(feature.rootfsDir, mergedAls)).toEqual([])
     }, 5 * MIN)
   }
+
+  // Layers of 1 MiB or more are ingested on a thread of its own (src/extract/IngestOffThread.ts);
+  // one layer at a time, each small layer gets the thread here too.
+  test("feature image (zstd), every layer ingested on an ingest thread: podman skips every blob; the same tree", async () => {
+    const pushed = await push(feature, registry.host, "e2e/feature-threads", "1", { compress: "zstd" })
+    const { mergedAls } = await pullAndCompare(pushed, pushed.layers, {
+      compression: "zstd",
+      extra: ["--jobs", "1"],
+      env: { ALS_INGEST_THREADS: "1" },
+    })
+    expect(await compareTrees(feature.rootfsDir, mergedAls)).toEqual([])
+  }, 5 * MIN)
 
   test("multi-arch index with --platform linux/arm64: podman --arch arm64 skips every blob; arm64 tree", async () => {
     const pushed = await push(multi, registry.host, "e2e/multi", "1")

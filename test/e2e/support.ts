@@ -45,8 +45,12 @@ export class Resources {
 }
 
 /** `als pull --root ROOT --tls-verify=false [extra…] REF`, which must succeed. */
-export const alsPull = (root: string, ref: string, extra: ReadonlyArray<string> = []): Promise<AlsResult> =>
-  alsOk(["pull", "--root", root, "--tls-verify=false", ...extra, ref])
+export const alsPull = (
+  root: string,
+  ref: string,
+  extra: ReadonlyArray<string> = [],
+  env?: Record<string, string | undefined>,
+): Promise<AlsResult> => alsOk(["pull", "--root", root, "--tls-verify=false", ...extra, ref], env ? { env } : {})
 
 export const sha256Hex = (data: string | Uint8Array): string => createHash("sha256").update(data).digest("hex")
 
