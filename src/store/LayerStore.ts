@@ -93,6 +93,10 @@ const nameAt = (p: string): "absent" | "dir" | "dangling" | "link" | "other" => 
   return fsSync.existsSync(p) ? "link" : "dangling"
 }
 
+/** How often a name is put again after gc removed its directory under it; each loss needs a
+ * gc pass landing in a window of a few syscalls, so a handful is plenty. */
+const MAKE_PARENT_TRIES = 8
+
 const uniqueSuffix = () => `${os.hostname()}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`
 
 /** What the LayerStore service is made of (the lean lookup path builds it without layers). */
@@ -201,14 +205,28 @@ export const makeLayerStore = Effect.gen(function*() {
   })
 
   /** Symlink `name -> target`, replacing whatever `name` was, atomically. */
-  const putSymlink = (target: string, name: string) =>
+  /**
+   * `name` -> `target`, made in staging (where a dead process's leftovers are cleaned) and
+   * renamed into place. `makeParent` makes `name`'s directory when it is missing: `als gc`
+   * removes empty `:ref` directories (pruneDanglingNames), and may do so between a pull
+   * creating one and its first entry landing in it.
+   */
+  const putSymlink = (target: string, name: string, makeParent?: () => void) =>
     io("create symlink", name, async () => {
-      // made in staging, where a dead process's leftovers are cleaned, then renamed into place
       ensureStaging()
       const tmp = path.join(paths.staging, `link.${uniqueSuffix()}.link`)
       await fs.symlink(target, tmp)
       try {
-        await fs.rename(tmp, name)
+        for (let tries = 1; ; tries++) {
+          makeParent?.()
+          try {
+            await fs.rename(tmp, name)
+            return
+          } catch (e) {
+            const parentGone = (e as NodeJS.ErrnoException).code === "ENOENT" && nameAt(path.dirname(name)) === "absent"
+            if (makeParent === undefined || !parentGone || tries >= MAKE_PARENT_TRIES) throw e
+          }
+        }
       } catch (e) {
         await fs.rm(tmp, { force: true })
         throw e
@@ -360,17 +378,17 @@ export const makeLayerStore = Effect.gen(function*() {
     const wanted = keep.filter(({ key, blobDigest }) => linkTarget(paths.refEntry(ref, key)) !== `../${blobDigest}`)
     if (wanted.length === 0) return { changed: 0, refused }
     const dir = paths.refDir(ref)
-    yield* io("create ref directory", dir, async () => {
-      if (nameAt(dir) === "absent") {
-        try {
-          mkdirMode(dir, Modes.shared)
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-        }
+    const makeDir = () => {
+      if (nameAt(dir) !== "absent") return
+      try {
+        mkdirMode(dir, Modes.shared)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
       }
-    })
+    }
+    yield* io("create ref directory", dir, async () => makeDir())
     for (const { key, blobDigest } of wanted) {
-      yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key))
+      yield* putSymlink(`../${blobDigest}`, paths.refEntry(ref, key), makeDir)
     }
     return { changed: wanted.length, refused }
   })
