@@ -72,8 +72,16 @@ export const fromWire = (f: WireFailure): Error => {
 export const IN_FLIGHT_BYTES = 1024 * 1024
 const STOP_WAIT_MS = 5_000
 
-/** Below this blob size a worker's start (~10-20 ms, a second JS heap) costs more than it saves. */
-export const OFF_THREAD_MIN_BYTES = 1024 * 1024
+/**
+ * Only blobs this big get a thread. Measured on the 2-core test machine, quiet (BENCHMARKS.md,
+ * issue 16): a thread pays where a layer's work is per byte (large-1g, 625 MB in 2 layers:
+ * 7.9 -> 7.1 s) and costs where it is per file: the kernel does not create files faster from two
+ * threads, it spends more CPU doing so (small-50k, 26 MB layers of 12,500 files each: 2x the
+ * system CPU, 5.8-6.8 -> 7.0-7.6 s; Debian's 3 layers: no change). Files per layer are not known
+ * before the tar is read, so the blob's size decides: only layers of at least 64 MiB, where the
+ * bytes are likely to outweigh the files.
+ */
+export const OFF_THREAD_MIN_BYTES = 64 * 1024 * 1024
 
 const workerEntry = (): string =>
   Bun.isStandaloneExecutable ? "./src/extract/IngestWorker.ts" : new URL("./IngestWorker.ts", import.meta.url).href

@@ -1,6 +1,7 @@
 /**
  * One layer's ingest as an Effect: the stream itself (IngestStream.ts) runs on a worker thread
- * of its own when the layer is big enough to pay for one (IngestOffThread.ts), else in line.
+ * of its own when the layer is big enough to pay for one (IngestOffThread.ts: 64 MiB), else in
+ * line.
  * Both paths run the same code on the same bytes; only the thread differs.
  */
 import { Effect } from "effect"

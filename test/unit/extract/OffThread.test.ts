@@ -7,7 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { LayerIoError, LayerRejected } from "../../../src/extract/errors.ts"
-import { ingestOffThread, ingestThreads, IN_FLIGHT_BYTES } from "../../../src/extract/IngestOffThread.ts"
+import { ingestOffThread, ingestThreads, IN_FLIGHT_BYTES, OFF_THREAD_MIN_BYTES } from "../../../src/extract/IngestOffThread.ts"
 import { ingestStream, type IngestInput } from "../../../src/extract/IngestStream.ts"
 import { ingestLayer } from "../../../src/extract/LayerIngest.ts"
 import { Syscalls } from "../../../src/sys/Syscalls.ts"
@@ -199,18 +199,20 @@ describe("ingest on a thread of its own", () => {
     })
   })
 
-  test("ingestLayer gives a layer of 1 MiB or more a thread, and keeps a smaller one in line", async () => {
+  test("ingestLayer gives a layer of OFF_THREAD_MIN_BYTES or more a thread, and keeps a smaller one in line", async () => {
     const run = (blob: TestBlob, box: Sandbox) =>
       Effect.runPromise(ingestLayer(inputOf(blob, box)).pipe(Effect.provideService(Syscalls, sys)))
+    const big: ReadonlyArray<RawEntry> = [{ name: "big", content: crypto.randomBytes(OFF_THREAD_MIN_BYTES), mtime: T }]
     await withSandbox(async (box) => {
       const before = ingestThreads().started
-      const r = await run(layerBlob(rawTar(entries), "none"), box)
-      expect(r.files).toBe(entries.length - 2) // the two whiteout entries are not files of their own
+      const r = await run(layerBlob(rawTar(big), "none"), box)
+      expect(r.bytes).toBe(OFF_THREAD_MIN_BYTES)
       expect(ingestThreads().started).toBe(before + 1)
     })
     await withSandbox(async (box) => {
       const before = ingestThreads().started
-      await run(layerBlob(rawTar(entries.slice(0, 3)), "gzip"), box)
+      const r = await run(layerBlob(rawTar(entries), "none"), box)
+      expect(r.files).toBe(entries.length - 2) // the two whiteout entries are not files of their own
       expect(ingestThreads().started).toBe(before)
     })
   })
