@@ -73,7 +73,8 @@ export const IN_FLIGHT_BYTES = 1024 * 1024
 const STOP_WAIT_MS = 5_000
 
 /**
- * Only blobs this big get a thread. Measured on the 2-core test machine, quiet (BENCHMARKS.md,
+ * With ALS_INGEST_THREADS=1 (LayerIngest.ts; off by default), only blobs this big get a thread.
+ * Measured on the 2-core test machine, quiet (BENCHMARKS.md,
  * issue 16): a thread pays where a layer's work is per byte (large-1g, 625 MB in 2 layers:
  * 7.9 -> 7.1 s) and costs where it is per file: the kernel does not create files faster from two
  * threads, it spends more CPU doing so (small-50k, 26 MB layers of 12,500 files each: 2x the

@@ -1,7 +1,7 @@
 /**
- * One layer's ingest as an Effect: the stream itself (IngestStream.ts) runs on a worker thread
- * of its own when the layer is big enough to pay for one (IngestOffThread.ts: 64 MiB), else in
- * line.
+ * One layer's ingest as an Effect: the stream itself (IngestStream.ts) runs in line, or, when
+ * asked (ALS_INGEST_THREADS) and the layer is big enough to pay for one, on a worker thread of
+ * its own (IngestOffThread.ts).
  * Both paths run the same code on the same bytes; only the thread differs.
  */
 import { Effect } from "effect"
@@ -14,13 +14,15 @@ import { ingestStream, mediaTypeRefusal, type IngestInput, type IngestResult } f
 export type { IngestInput, IngestResult } from "./IngestStream.ts"
 
 /**
- * Whether a layer's stream should get a thread of its own. ALS_INGEST_THREADS=0 keeps every
- * layer on the main thread, =1 gives every layer one, however small, while one is free; unset,
- * layers of at least OFF_THREAD_MIN_BYTES get one.
+ * Whether a layer's stream should get a thread of its own (while one is free). Off by default:
+ * on the 2-core test machine a thread saved ~10% on the 1 GB image but cost 10-17 MiB of peak
+ * RSS there (148 MiB of the 150 allowed) and twice the kernel CPU on many-file layers
+ * (IngestOffThread.ts, BENCHMARKS.md). ALS_INGEST_THREADS=1 gives one to layers of at least
+ * OFF_THREAD_MIN_BYTES, =all to every layer, however small (tests).
  */
 const wantsThread = (size: number): boolean => {
   const knob = process.env.ALS_INGEST_THREADS
-  return knob !== "0" && (knob === "1" || size >= OFF_THREAD_MIN_BYTES)
+  return knob === "all" || (knob === "1" && size >= OFF_THREAD_MIN_BYTES)
 }
 
 /**

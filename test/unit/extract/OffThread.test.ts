@@ -199,22 +199,32 @@ describe("ingest on a thread of its own", () => {
     })
   })
 
-  test("ingestLayer gives a layer of OFF_THREAD_MIN_BYTES or more a thread, and keeps a smaller one in line", async () => {
+  test("ingestLayer: in line by default; ALS_INGEST_THREADS=1 gives a layer of OFF_THREAD_MIN_BYTES or more a thread, not a smaller one", async () => {
     const run = (blob: TestBlob, box: Sandbox) =>
       Effect.runPromise(ingestLayer(inputOf(blob, box)).pipe(Effect.provideService(Syscalls, sys)))
-    const big: ReadonlyArray<RawEntry> = [{ name: "big", content: crypto.randomBytes(OFF_THREAD_MIN_BYTES), mtime: T }]
-    await withSandbox(async (box) => {
-      const before = ingestThreads().started
-      const r = await run(layerBlob(rawTar(big), "none"), box)
-      expect(r.bytes).toBe(OFF_THREAD_MIN_BYTES)
-      expect(ingestThreads().started).toBe(before + 1)
-    })
-    await withSandbox(async (box) => {
-      const before = ingestThreads().started
-      const r = await run(layerBlob(rawTar(entries), "none"), box)
-      expect(r.files).toBe(entries.length - 2) // the two whiteout entries are not files of their own
-      expect(ingestThreads().started).toBe(before)
-    })
+    const big = layerBlob(rawTar([{ name: "big", content: crypto.randomBytes(OFF_THREAD_MIN_BYTES), mtime: T }]), "none")
+    const small = layerBlob(rawTar(entries), "none")
+    const threadsFor = async (blob: TestBlob, knob: string | undefined) => {
+      const saved = process.env.ALS_INGEST_THREADS
+      if (knob === undefined) delete process.env.ALS_INGEST_THREADS
+      else process.env.ALS_INGEST_THREADS = knob
+      try {
+        return await withSandbox(async (box) => {
+          const before = ingestThreads().started
+          const r = await run(blob, box)
+          expect(r.digest).toBe(blob.digest)
+          return ingestThreads().started - before
+        })
+      } finally {
+        if (saved === undefined) delete process.env.ALS_INGEST_THREADS
+        else process.env.ALS_INGEST_THREADS = saved
+      }
+    }
+    expect(await threadsFor(big, undefined)).toBe(0)
+    expect(await threadsFor(big, "0")).toBe(0)
+    expect(await threadsFor(big, "1")).toBe(1)
+    expect(await threadsFor(small, "1")).toBe(0)
+    expect(await threadsFor(small, "all")).toBe(1)
   })
 
   test("the ingest thread's modules load no Effect runtime (its start cost doubled with it)", () => {
@@ -242,7 +252,7 @@ describe("ingest on a thread of its own", () => {
         "test/unit/extract/Toc.test.ts",
         "test/unit/extract/Roundtrip.test.ts",
       ],
-      { cwd: REPO_ROOT, stderr: "pipe", stdout: "pipe", env: { ...process.env, ALS_INGEST_THREADS: "1" } },
+      { cwd: REPO_ROOT, stderr: "pipe", stdout: "pipe", env: { ...process.env, ALS_INGEST_THREADS: "all" } },
     )
     const out = r.stderr.toString()
     if (r.exitCode !== 0) console.log(out.split("\n").filter((l) => /\(fail\)|error/.test(l)).join("\n"))
