@@ -88,7 +88,7 @@ const workerEntry = (): string =>
   Bun.isStandaloneExecutable ? "./src/extract/IngestWorker.ts" : new URL("./IngestWorker.ts", import.meta.url).href
 
 /** Whether this runtime can run an ingest worker (Bun with Workers). */
-export const canIngestOffThread = (): boolean => {
+const canIngestOffThread = (): boolean => {
   const g = globalThis as { Bun?: unknown; Worker?: unknown }
   return g.Bun !== undefined && g.Worker !== undefined
 }
@@ -105,6 +105,9 @@ let started = 0
 
 /** Ingest threads started by this process so far, and how many run now (diagnostics, tests). */
 export const ingestThreads = (): { readonly started: number; readonly alive: number } => ({ started, alive })
+
+/** How a worker ended: its result, or what went wrong. */
+type Outcome = { readonly ok: true; readonly result: IngestResult } | { readonly ok: false; readonly error: unknown }
 
 export interface OffThreadIngest {
   /** settles with the layer's result, or rejects with LayerRejected, LayerIoError, Aborted, a source's error */
@@ -132,9 +135,9 @@ export const ingestOffThread = (input: IngestInput): OffThreadIngest | undefined
   let wake: (() => void) | undefined
   let stopping = false
   let settled = false
-  let finish!: (r: { ok: true; result: IngestResult } | { ok: false; error: unknown }) => void
-  const ended = new Promise<{ ok: true; result: IngestResult } | { ok: false; error: unknown }>((r) => (finish = r))
-  const settle = (r: { ok: true; result: IngestResult } | { ok: false; error: unknown }) => {
+  let finish!: (r: Outcome) => void
+  const ended = new Promise<Outcome>((r) => (finish = r))
+  const settle = (r: Outcome) => {
     if (settled) return
     settled = true
     finish(r)
@@ -155,7 +158,8 @@ export const ingestOffThread = (input: IngestInput): OffThreadIngest | undefined
   post({ t: "start", job })
 
   let sourceError: { error: unknown } | undefined
-  const pump = (async () => {
+  // runs on its own; `result` does not wait for it
+  void (async () => {
     let received = 0
     try {
       for await (const chunk of source) {
@@ -182,7 +186,6 @@ export const ingestOffThread = (input: IngestInput): OffThreadIngest | undefined
     }
   })()
 
-  void pump
   const result = (async () => {
     // not waiting for the pump: after a failure it stops at its next chunk (a source's failure
     // is known before the worker is told to stop, so it is never missed here)

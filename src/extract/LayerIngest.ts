@@ -39,10 +39,10 @@ export const ingestLayer: (
   "LayerIngest.ingestLayer",
 )(function*(input: IngestInput) {
   const sys = yield* Syscalls
-  // the layer's commit syncs on that thread: have it ready by then
-  warmSyncfsThread()
   const refused = mediaTypeRefusal(input)
   if (refused !== undefined) return yield* Effect.fail(refused)
+  // the layer's commit syncs on that thread: have it ready by then
+  warmSyncfsThread()
   const onThread = wantsThread(input.size) ? ingestOffThread(input) : undefined
   const run: Effect.Effect<IngestResult, unknown> = onThread !== undefined
     ? Effect.async<IngestResult, unknown>((resume) => {

@@ -232,7 +232,8 @@ describe("ingest on a thread of its own", () => {
       [
         process.execPath,
         "-e",
-        'await import("./src/extract/IngestWorker.ts"); console.log(JSON.stringify(Object.keys(require.cache))); process.exit(0)',
+        // the module listens for the main thread's messages: unset that, and the process ends
+        'await import("./src/extract/IngestWorker.ts"); self.onmessage = null; console.log(JSON.stringify(Object.keys(require.cache)))',
       ],
       { cwd: REPO_ROOT, stderr: "pipe", stdout: "pipe" },
     )
