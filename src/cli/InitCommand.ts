@@ -1,5 +1,5 @@
-import { Command } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Args, Command } from "@effect/cli"
+import { Console, Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Resolved, storageConfSnippet, storageConfTarget } from "../config/StorageConf.ts"
@@ -37,8 +37,14 @@ export const serveModeAdvice = (root: string, mountpoint = "/run/als"): Readonly
   `# then additionallayerstores = ["${mountpoint}:ref"]: point podman at the mount, not the store`,
 ]
 
-export const initCommand = Command.make("init", { root: opt.root }, ({ root }) => {
-  const dir = opt.resolveRoot(root)
+/**
+ * The store may be named as `--root DIR` or, as the "not an als store (als init DIR)" hint
+ * spells it, as a word; StorePolicy.ts has parsed it (and refused both at once) before this runs.
+ */
+const dirArg = Args.text({ name: "DIR" }).pipe(Args.withDescription("the store to create (the same as --root DIR)"), Args.optional)
+
+export const initCommand = Command.make("init", { root: opt.root, dir: dirArg }, ({ root, dir: word }) => {
+  const dir = opt.resolveRoot(Option.orElse(word, () => root))
   // decided before the log is opened: opening it creates <root>/.als
   const fresh = !fs.existsSync(path.join(dir, ".als", "log"))
   return Effect.gen(function*() {
@@ -54,5 +60,5 @@ export const initCommand = Command.make("init", { root: opt.root }, ({ root }) =
   "Create a store and print the storage.conf that points podman at it: a whole file (driver, runroot,\n" +
     "graphroot, additionallayerstores) for the file podman reads, keeping its graph root and other stores.\n\n" +
     "Defaults: --root DIR (default: $ALS_ROOT, else /var/lib/als as root, $XDG_DATA_HOME/als otherwise). Running it again on a store changes nothing.\n\n" +
-    "Example: als init --root /var/lib/als",
+    "Example: als init --root /var/lib/als (or: als init /var/lib/als)",
 ))

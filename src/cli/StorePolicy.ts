@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import { safeText } from "../domain/SafeText.ts"
 import { isStore, notAStore, rootToCreate, existingStore } from "./StoreRoot.ts"
 import { UsageError } from "../domain/UsageError.ts"
+import { asUsage, parseRootArg } from "./Arguments.ts"
 
 type Policy = "create" | "existing" | "replay"
 
@@ -56,9 +57,20 @@ export const checkRoot = (policy: Policy, given: Option.Option<string>): Effect.
 
 /** `command` with its root checked first, per the table; a command not in it is unchanged. */
 export const withStorePolicy = <C>(command: C): C => {
-  const c = command as unknown as Command.Command<string, never, never, { readonly root?: Option.Option<string> }>
+  const c = command as unknown as Command.Command<string, never, never, { readonly root?: Option.Option<string>; readonly dir?: Option.Option<string> }>
   const policy = POLICY[[...Command.getNames(c)][0] ?? ""]
   if (policy === undefined) return command
   return Command.transformHandler(c, (handler, config) =>
-    Effect.zipRight(checkRoot(policy, config.root ?? Option.none()), handler)) as unknown as C
+    Effect.zipRight(Effect.flatMap(givenRoot(config.root, config.dir), (root) => checkRoot(policy, root)), handler)) as unknown as C
 }
+
+/** `--root DIR`, or the store as a word (`als init DIR`); both at once is a usage error. */
+export const givenRoot = (
+  flag: Option.Option<string> = Option.none(),
+  word: Option.Option<string> = Option.none(),
+): Effect.Effect<Option.Option<string>, UsageError> =>
+  Option.isSome(flag) && Option.isSome(word)
+    ? Effect.fail(new UsageError({ message: `the store is given twice (--root ${safeText(flag.value, 200)} and ${safeText(word.value, 200)}): give one` }))
+    : Option.isSome(word)
+    ? Effect.as(asUsage(parseRootArg(word.value, "DIR")), word)
+    : Effect.succeed(flag)

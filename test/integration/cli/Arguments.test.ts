@@ -95,6 +95,29 @@ describe("a directory that is not an als store", () => {
   }, 120_000)
 })
 
+describe("the hint is a command that works", () => {
+  test("`als init DIR`, as the not-a-store message spells it, makes the store the other commands then use", async () => {
+    const dir = join(base, "hinted")
+    const refused = await als(["ls", "--root", dir])
+    usage(refused, "not an als store (als init DIR)")
+    const made = await als(["init", dir])
+    expect(made.exitCode, describeResult(made)).toBe(0)
+    expect(made.stdout).toContain(`Created ${dir}`)
+    const ls = await als(["ls", "--root", dir])
+    expect(ls.exitCode, describeResult(ls)).toBe(0)
+    expect((await alsLog(dir)).map((e) => e.type)).toEqual(["StoreInitialized"])
+    // again: nothing changes; given both ways at once, or as a word that does not parse: exit 2
+    expect((await als(["init", dir])).stdout).toContain(`Already a store: ${dir}`)
+    usage(await als(["init", "--root", dir, dir]), "the store is given twice")
+    const cwd = mkdtempSync(join(base, "cwd-init-"))
+    for (const word of ["", " ", ".", "..", "/"]) {
+      const r = await als(["init", word], { cwd })
+      usage(r, /DIR "[^"]*" (is empty|is only whitespace|names the)/)
+    }
+    expect(readdirSync(cwd)).toEqual([])
+  }, 120_000)
+})
+
 describe("roots that do not parse", () => {
   test('--root "", blanks and dot-only forms are refused on every command, nothing created', async () => {
     const cwd = mkdtempSync(join(base, "cwd-"))
