@@ -11,6 +11,11 @@
  * (unless `sync: false`). Payloads are encoded before the lock is taken; only hashing, which
  * needs the tail's hash, happens under it. Readers take no lock: a frame still being written
  * looks like a torn tail and ends their read.
+ *
+ * Group commit: the fdatasync runs on another thread, and the appends of this process that
+ * arrive meanwhile wait in a queue; the next lock holder writes the whole queue with one write
+ * and one fdatasync. Each append still returns only once its events are synced (or fails with
+ * the batch's error, its frames cut again).
  */
 import { Buffer } from "node:buffer"
 import * as fs from "node:fs"
@@ -71,6 +76,16 @@ export interface EventLogOptions {
 
 type Locker = <A>(use: Effect.Effect<A, LogError>) => Effect.Effect<A, LogError>
 
+/** An append in the queue: its frames' parts, and how its caller learns the outcome. */
+interface Waiting {
+  readonly payloads: ReadonlyArray<Buffer>
+  readonly envelopes: ReadonlyArray<Envelope>
+  readonly events: ReadonlyArray<Event>
+  readonly time: number
+  readonly workflow: string
+  readonly settle: (outcome: Effect.Effect<ReadonlyArray<LogEntry>, LogError>) => void
+}
+
 /** Runs imperative log code, turning thrown LogErrors into failures and anything else into defects. */
 const attempt = <A>(f: () => A): Effect.Effect<A, LogError> =>
   Effect.suspend(() => {
@@ -95,7 +110,17 @@ const invalidEvent = (event: unknown, i: number): Error => {
   return new Error(`EventLog.append: event ${i} does not match the Event schema: ${why}`)
 }
 
-const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: Locker, opts?: EventLogOptions): EventLogApi => {
+/**
+ * `serial` orders this process's appends (a semaphore); `fileLock` keeps other processes out
+ * while one writes.
+ */
+const makeApi = (
+  store: ByteStore,
+  ids: { readonly next: () => string },
+  serial: Locker,
+  fileLock: Locker,
+  opts?: EventLogOptions,
+): EventLogApi => {
   const sync = opts?.sync ?? true
   const verifyThread = opts?.verifyThread ?? true
   const verifyThreadMinBytes = opts?.verifyThreadMinBytes ?? VERIFY_THREAD_MIN_BYTES
@@ -108,7 +133,7 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
     events: ReadonlyArray<Event>,
     time: number,
     workflow: string,
-  ): ReadonlyArray<LogEntry> => {
+  ): { readonly entries: ReadonlyArray<LogEntry>; readonly base: number } => {
     const size = store.size()
     const state = locateTail(store, size, known)
     if (state.kind === "corrupt") throw state.error
@@ -150,20 +175,62 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
     }
     try {
       store.append(out)
-      if (sync) store.sync()
     } catch (e) {
-      // Leave only whole frames behind (best effort: a later append would cut them anyway).
-      known = undefined
-      try {
-        store.truncate(base)
-      } catch {
-        // the original error says more
-      }
+      cutBack(base)
       throw e
     }
     known = { end: base + total, hash: Buffer.from(prev), nextIndex: index }
-    return entries
+    return { entries, base }
   }
+
+  /** Leaves only whole, synced frames behind (best effort: a later append would cut them anyway). */
+  const cutBack = (base: number): void => {
+    known = undefined
+    try {
+      store.truncate(base)
+    } catch {
+      // the original error says more
+    }
+  }
+
+  /** fdatasync on another thread; a failure cuts the frames written since `base` again. */
+  const syncFrom = (base: number): Effect.Effect<void, LogError> =>
+    !sync ? Effect.void : Effect.async<void, LogError>((resume) => {
+      store.syncAsync((e) => {
+        if (e === undefined) return resume(Effect.void)
+        cutBack(base)
+        resume(isLogError(e) ? Effect.fail(e) : Effect.die(e))
+      })
+    })
+
+  /** Appends waiting for the lock; whoever holds it next writes them all (group commit). */
+  let queue: Array<Waiting> = []
+
+  /** Under the lock: writes and syncs every queued append, then settles each. */
+  const writeQueue = Effect.suspend(() => {
+    const batch = queue
+    queue = []
+    if (batch.length === 0) return Effect.void
+    const first = batch[0]
+    const all = <T>(pick: (w: Waiting) => ReadonlyArray<T>): ReadonlyArray<T> => batch.length === 1 ? pick(first) : batch.flatMap(pick)
+    return attempt(() => writeLocked(all((w) => w.payloads), all((w) => w.envelopes), all((w) => w.events), first.time, first.workflow)).pipe(
+      Effect.tap(({ base }) => syncFrom(base)),
+      Effect.match({
+        onFailure: (e) => {
+          for (const w of batch) w.settle(Effect.fail(e))
+        },
+        onSuccess: ({ entries }) => {
+          let at = 0
+          for (const w of batch) {
+            w.settle(Effect.succeed(batch.length === 1 ? entries : entries.slice(at, at + w.events.length)))
+            at += w.events.length
+          }
+        },
+      }),
+      // started, it finishes: the others in the batch wait on it, and a write is not undone by an interruption
+      Effect.uninterruptible,
+    )
+  })
 
   const append = Effect.fn("EventLog.append")(function*(events: ReadonlyArray<Event>, workflow: string) {
     if (events.length === 0) return [] as ReadonlyArray<LogEntry>
@@ -187,7 +254,18 @@ const makeApi = (store: ByteStore, ids: { readonly next: () => string }, lock: L
       envelopes[i] = envelope
       payloads[i] = payload
     }
-    return yield* lock(attempt(() => writeLocked(payloads, envelopes, events, time, workflow)))
+    let settled: Effect.Effect<ReadonlyArray<LogEntry>, LogError> | undefined
+    const waiting: Waiting = { payloads, envelopes, events, time, workflow, settle: (r) => void (settled = r) }
+    queue.push(waiting)
+    // an earlier holder may have written this append with its own batch: then no lock is taken
+    yield* serial(Effect.suspend(() => (settled !== undefined ? Effect.void : fileLock(writeQueue)))).pipe(
+      // not written (interrupted, or the lock could not be had: LogLocked): out of the queue, never written later
+      Effect.ensuring(Effect.sync(() => {
+        if (settled === undefined) queue = queue.filter((w) => w !== waiting)
+      })),
+    )
+    if (settled === undefined) return yield* Effect.die(new Error("EventLog.append: the append was neither written nor refused"))
+    return yield* settled
   })
 
   const BATCH = 1024
@@ -275,22 +353,24 @@ export const makeEventLogFile = (root: string, opts?: EventLogOptions): Effect.E
       (s) => Effect.sync(() => s.close()),
     )
     const semaphore = yield* Effect.makeSemaphore(1)
-    const lock: Locker = (use) => semaphore.withPermits(1)(withFileLock(lockPath, lockOpts, use))
-    return makeApi(store, ids, lock, opts)
+    return makeApi(store, ids, semaphore.withPermits(1), (use) => withFileLock(lockPath, lockOpts, use), opts)
   })
 
 /** The log at `<root>/.als/log`; creates `<root>/.als` and the file if missing. */
 export const EventLogFile = (root: string, opts?: EventLogOptions): Layer.Layer<EventLog, LogError, Ids> =>
   Layer.scoped(EventLog, makeEventLogFile(root, opts))
 
-/** A log over the given buffer store (tests that damage bytes keep a handle on it). */
-export const EventLogOn = (store: MemoryStore): Layer.Layer<EventLog, never, Ids> =>
+/**
+ * A log over the given buffer store (tests that damage bytes keep a handle on it); `sync: true`
+ * calls the store's syncAsync as a file's log does.
+ */
+export const EventLogOn = (store: MemoryStore, opts?: EventLogOptions): Layer.Layer<EventLog, never, Ids> =>
   Layer.effect(
     EventLog,
     Effect.gen(function*() {
       const ids = yield* Ids
       const semaphore = yield* Effect.makeSemaphore(1)
-      return makeApi(store, ids, (use) => semaphore.withPermits(1)(use), { sync: false })
+      return makeApi(store, ids, semaphore.withPermits(1), (use) => use, { sync: false, ...opts })
     }),
   )
 

@@ -29,6 +29,7 @@ const readOnlyUpTo = (path: string, fd: number, to: number): ByteStore => {
     append: refuse,
     truncate: refuse,
     sync: refuse,
+    syncAsync: refuse,
     keepCut: refuse,
   }
 }

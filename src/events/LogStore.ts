@@ -19,6 +19,12 @@ export interface ByteStore {
   append(data: Buffer): void
   truncate(len: number): void
   sync(): void
+  /**
+   * `sync` on another thread: `done` gets undefined or the LogIoError. The log's appends sync
+   * this way so that the thread extracting layers is not held while the journal commits (on
+   * ext4 a log's fdatasync waits for every layer's data written so far).
+   */
+  syncAsync(done: (error?: unknown) => void): void
   /** Keeps bytes cut off a torn tail somewhere a person can look at them. */
   keepCut(from: number, bytes: Buffer): void
 }
@@ -142,6 +148,10 @@ export class FileStore implements ByteStore {
     }
   }
 
+  syncAsync(done: (error?: unknown) => void): void {
+    fs.fdatasync(this.fd, (e) => done(e ? logIoError("sync", this.path, e) : undefined))
+  }
+
   keepCut(from: number, bytes: Buffer): void {
     const p = `${this.path}.cut-${from}`
     try {
@@ -188,6 +198,10 @@ export class MemoryStore implements ByteStore {
   }
 
   sync(): void {}
+
+  syncAsync(done: (error?: unknown) => void): void {
+    done()
+  }
 
   keepCut(from: number, bytes: Buffer): void {
     this.cuts.push({ from, bytes: Buffer.from(bytes) })
