@@ -88,9 +88,9 @@ const runMain = (program: Effect.Effect<unknown, unknown>): Promise<Exit.Exit<un
 
 const runFull = async (): Promise<Exit.Exit<unknown, unknown>> => {
   collectGarbagePeriodically()
-  const [{ NodeContext }, { runCli }] = await Promise.all([import("@effect/platform-node"), import("../src/cli/Main.ts")])
+  const [{ cliEnvironment }, { runCli }] = await Promise.all([import("../src/cli/CliEnvironment.ts"), import("../src/cli/Main.ts")])
   setJitPolicy(1)
-  return runMain(runCli(["als", "als", ...args]).pipe(Effect.provide(NodeContext.layer)))
+  return runMain(runCli(["als", "als", ...args]).pipe(Effect.provide(cliEnvironment)))
 }
 
 const run = async (): Promise<Exit.Exit<unknown, unknown>> => {
