@@ -414,10 +414,14 @@ export class TarParser {
     this.special = Special.None
   }
 
-  /** PAX records (TarFields.ts), added to those of a global header. */
+  /**
+   * PAX records (TarFields.ts). A second `x` header before the entry replaces the first, as in
+   * Go's archive/tar: merging them would let a layer pile up any number of 1 MiB headers in
+   * memory before its entry comes (a gzip-compressed header of 1 MiB is ~1 KiB).
+   */
   private parsePax(buf: Uint8Array): Map<string, Uint8Array> {
     const at = this.offset
-    const out = this.pax ?? new Map<string, Uint8Array>()
+    const out = new Map<string, Uint8Array>()
     const problem = parsePaxRecords(buf, out, (key) => this.text(key, at))
     if (problem !== undefined) this.fail(problem, at)
     return out

@@ -88,6 +88,19 @@ describe("TarParser", () => {
     expect(seen[0].entry.uid).toBe(5)
   })
 
+  test("a second PAX header before an entry replaces the first (like Go): consecutive headers never pile up", () => {
+    const big = (i: number) => rawEntry({ name: "PaxHeader", type: "x", content: paxRecord(`SCHILY.xattr.user.k${i}`, "A".repeat((1 << 20) - 64)) })
+    const headers = Array.from({ length: 40 }, (_, i) => big(i))
+    const t = Buffer.concat([...headers, rawEntry({ name: "PaxHeader", type: "x", content: paxRecord("uid", "42") }), rawEntry({ name: "f", content: "x" }), TAR_END])
+    const seen = parse(t, 64 * 1024)
+    expect(seen.map((s) => s.entry.name)).toEqual(["f"])
+    // only the last header's records: no xattr of the 40 before it, its uid
+    expect(seen[0].entry.uid).toBe(42)
+    expect(seen[0].entry.xattrs).toBeUndefined()
+    const lastWins = Buffer.concat([big(1), big(2), rawEntry({ name: "f", content: "x" }), TAR_END])
+    expect(parse(lastWins)[0].entry.xattrs?.map(([k]) => k)).toEqual(["user.k2"])
+  })
+
   test("header-only types carry no data, whatever their size field says (like Go)", () => {
     // the symlink's "size" is ignored, so the next header is read right after it
     const bytes = Buffer.concat([rawEntry({ name: "l", type: "symlink", linkname: "x", size: 5 }).subarray(0, 512), rawEntry({ name: "f", content: "after" }), TAR_END])
