@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import process from "node:process"
 import * as path from "node:path"
 import { HEADER_SIZE } from "../events/LogFormat.ts"
+import { readRegularText, refusalText } from "../sys/RegularFile.ts"
 import type { AuditProblem } from "./AuditProblem.ts"
 import type { Salvage } from "./LogSalvage.ts"
 
@@ -39,6 +40,9 @@ export const makeCheckpoint = (log: string, head: { size: number; hash: string; 
   takenAt: at.toISOString(),
 })
 
+/** A checkpoint is a few hundred bytes of JSON. */
+const MAX_CHECKPOINT_BYTES = 64 << 10
+
 export const writeCheckpoint = (file: string, cp: Checkpoint): void => {
   const tmp = `${file}.tmp-${process.pid}`
   fs.writeFileSync(tmp, JSON.stringify(cp, null, 2) + "\n")
@@ -49,8 +53,11 @@ export const writeCheckpoint = (file: string, cp: Checkpoint): void => {
 export const readCheckpoint = (file: string): Checkpoint | AuditProblem => {
   const bad = (message: string): AuditProblem => ({ area: "checkpoint", code: "CheckpointUnreadable", path: file, message })
   let cp: Partial<Checkpoint>
+  const r = readRegularText(file, MAX_CHECKPOINT_BYTES)
+  if (r.kind === "missing") return bad("cannot read the checkpoint: no such file")
+  if (r.kind !== "ok") return bad(`cannot read the checkpoint: ${refusalText(r)}`)
   try {
-    cp = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Checkpoint>
+    cp = JSON.parse(r.value) as Partial<Checkpoint>
   } catch (e) {
     return bad(`cannot read the checkpoint: ${(e as Error).message}`)
   }

@@ -8,6 +8,10 @@
 import { Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { readRegularTextOr } from "../sys/RegularFile.ts"
+
+/** certificates and keys are a few KiB; a bundle of many CAs stays well under this. */
+const MAX_CERT_FILE_BYTES = 4 << 20
 
 export class CertsDirError extends Schema.TaggedError<CertsDirError>()("CertsDirError", {
   dir: Schema.String,
@@ -58,13 +62,12 @@ export const readCertsDir = (dir: string): TlsMaterial | undefined => {
     if (code(e) === "ENOENT" || code(e) === "ENOTDIR" || code(e) === "EACCES") return undefined
     throw new CertsDirError({ dir, reason: (e as Error).message })
   }
-  const read = (name: string) => {
-    try {
-      return fs.readFileSync(path.join(dir, name), "utf8")
-    } catch (e) {
-      throw new CertsDirError({ dir, reason: `cannot read ${name}: ${(e as Error).message}` })
-    }
-  }
+  // a regular file only: a FIFO or a link to /dev/zero in certs.d must not hang the pull
+  const read = (name: string) =>
+    readRegularTextOr(path.join(dir, name), MAX_CERT_FILE_BYTES, (reason) => new CertsDirError({ dir, reason: `cannot read ${name}: ${reason}` })) ??
+      (() => {
+        throw new CertsDirError({ dir, reason: `cannot read ${name}: it vanished` })
+      })()
   const has = new Set(names)
   const ca: string[] = []
   let client: TlsMaterial["client"]

@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { readRegularTextOr } from "../sys/RegularFile.ts"
 import {
   emptyPartial,
   finishConf,
@@ -53,20 +54,19 @@ export const registriesConfPaths = (e: ConfEnv, exists: (p: string) => boolean =
 
 const isMissing = (e: unknown) => (e as NodeJS.ErrnoException)?.code === "ENOENT" || (e as NodeJS.ErrnoException)?.code === "ENOTDIR"
 
-const readText = (file: string): string | undefined => {
-  try {
-    return fs.readFileSync(file, "utf8")
-  } catch (e) {
-    if (isMissing(e)) return undefined
-    throw new RegistriesConfError({ file, reason: `cannot read it: ${(e as Error).message}` })
-  }
-}
+/** registries.conf files are a few KiB; anything past this is not one. */
+const MAX_REGISTRIES_CONF_BYTES = 1 << 20
+
+/** A regular file only (a FIFO or /dev/zero named by CONTAINERS_REGISTRIES_CONF must not hang als). */
+const readText = (file: string): string | undefined =>
+  readRegularTextOr(file, MAX_REGISTRIES_CONF_BYTES, (reason) => new RegistriesConfError({ file, reason: `cannot read it: ${reason}` }))
 
 const dropIns = (dir: string): string[] => {
   try {
     return fs
       .readdirSync(dir, { withFileTypes: true })
-      .filter((d) => !d.isDirectory() && d.name.endsWith(".conf"))
+      // only regular files (or symlinks, checked when read) are drop-ins
+      .filter((d) => (d.isFile() || d.isSymbolicLink()) && d.name.endsWith(".conf"))
       .map((d) => path.join(dir, d.name))
       .sort()
   } catch (e) {

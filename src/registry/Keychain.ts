@@ -8,7 +8,10 @@
  * `credsStore`.
  */
 import { spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { readRegularTextOr } from "../sys/RegularFile.ts"
+
+/** auth.json files hold a few entries; anything past this is not one. */
+const MAX_AUTH_FILE_BYTES = 4 << 20
 import { homedir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer, Schema } from "effect"
@@ -218,14 +221,9 @@ export const matchAuthFile = (file: AuthFile, registry: string, repository: stri
 const readAuthFile = (p: AuthFilePath): Effect.Effect<AuthFile | undefined, KeychainError> =>
   Effect.try({
     try: () => {
-      let text: string
-      try {
-        text = readFileSync(p.path, "utf8")
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return undefined
-        throw e
-      }
-      return parseAuthFile(text, p.legacy)
+      // a regular file only: a FIFO or /dev/zero named as the auth file must not hang a pull or `als serve`
+      const text = readRegularTextOr(p.path, MAX_AUTH_FILE_BYTES, (reason) => new Error(reason))
+      return text === undefined ? undefined : parseAuthFile(text, p.legacy)
     },
     catch: (e) =>
       new KeychainError({
