@@ -6,11 +6,12 @@
  * first SIZE bytes are the same bytes), and the frames after it continue the chain from it.
  * A truncation or a rewrite of anything before SIZE fails.
  */
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import process from "node:process"
 import * as path from "node:path"
 import { HEADER_SIZE } from "../events/LogFormat.ts"
-import { readRegularText, refusalText } from "../sys/RegularFile.ts"
+import { fileKind, readRegularText, refusalText } from "../sys/RegularFile.ts"
 import type { AuditProblem } from "./AuditProblem.ts"
 import type { Salvage } from "./LogSalvage.ts"
 
@@ -43,10 +44,47 @@ export const makeCheckpoint = (log: string, head: { size: number; hash: string; 
 /** A checkpoint is a few hundred bytes of JSON. */
 const MAX_CHECKPOINT_BYTES = 64 << 10
 
+/**
+ * Why `file` may not take a checkpoint, or undefined when it may: it must be missing, or a
+ * regular file holding an earlier checkpoint. als runs as root: `--checkpoint /dev/null` or a
+ * typo'd `/etc/...` must not replace a device, a FIFO, a symlink or somebody's file.
+ */
+export const checkpointTargetProblem = (file: string): string | undefined => {
+  let st: fs.Stats
+  try {
+    st = fs.lstatSync(file)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    return code === "ENOENT" ? undefined : `cannot check it: ${(e as Error).message}`
+  }
+  if (!st.isFile()) return `it is ${fileKind(st)}: a checkpoint replaces only an earlier checkpoint file; name a new file`
+  const held = readCheckpoint(file)
+  return "format" in held ? undefined : "it exists and is not an als checkpoint: a checkpoint replaces only an earlier checkpoint file; name a new file"
+}
+
+/**
+ * Writes `cp` to `file` atomically: a fresh temporary file beside it (random name, created
+ * exclusively, never through a symlink, mode 0644 whatever the umask), synced, then renamed
+ * over `file` once checkpointTargetProblem allows it. Throws with the reason otherwise.
+ */
 export const writeCheckpoint = (file: string, cp: Checkpoint): void => {
-  const tmp = `${file}.tmp-${process.pid}`
-  fs.writeFileSync(tmp, JSON.stringify(cp, null, 2) + "\n")
-  fs.renameSync(tmp, file)
+  const problem = checkpointTargetProblem(file)
+  if (problem !== undefined) throw new Error(`${file}: ${problem}`)
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644)
+  try {
+    try {
+      fs.fchmodSync(fd, 0o644)
+      fs.writeSync(fd, JSON.stringify(cp, null, 2) + "\n")
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.renameSync(tmp, file)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw e
+  }
 }
 
 /** The checkpoint in `file`, or the problem reading it. */

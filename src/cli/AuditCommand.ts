@@ -7,7 +7,9 @@ import { EventLogFile, IdsLive } from "../events/EventLog.ts"
 import { ExitCode, setExitCode } from "./exit.ts"
 import * as opt from "./options.ts"
 import { asUsage, parsePathArg } from "./Arguments.ts"
-import { safeLines } from "../domain/SafeText.ts"
+import { safeLines, safeText } from "../domain/SafeText.ts"
+import { UsageError } from "../domain/UsageError.ts"
+import { checkpointTargetProblem } from "../audit/Checkpoint.ts"
 
 const deep = Options.boolean("deep").pipe(Options.withDescription("also rehash every blob file against its digest (reads every blob)"))
 const checkpoint = Options.text("checkpoint").pipe(
@@ -54,6 +56,9 @@ export const auditCommand = Command.make(
     return Effect.gen(function*() {
       const checkpoint = yield* asUsage(Either.all(Option.toArray(a.checkpoint).map((f) => parsePathArg(f, "--checkpoint"))))
       const since = yield* asUsage(Either.all(Option.toArray(a.since).map((f) => parsePathArg(f, "--since"))))
+      // before any work: the file a checkpoint would replace (Checkpoint.ts)
+      const refused = checkpoint[0] === undefined ? undefined : checkpointTargetProblem(checkpoint[0])
+      if (refused !== undefined) return yield* new UsageError({ message: `--checkpoint ${safeText(checkpoint[0]!, 400)}: ${refused}` })
       const report = yield* auditStore(root, {
         deep: a.deep,
         checkpoint: checkpoint[0],

@@ -5,10 +5,11 @@
 // for good (SIGINT and SIGTERM unheard, --timeout not applied), read whole it would fill memory.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs"
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { als, alsCommand, alsOk, describeResult, type AlsResult } from "../../lib/als.ts"
+import { run } from "../../lib/sh.ts"
 import { buildLayer, pushLayout, startRegistry, writeOciImage, type RegistryHandle } from "../../lib/registry.ts"
 
 const MIN = 60_000
@@ -101,5 +102,42 @@ describe("files others made are read only when they are regular files", () => {
     execFileSync("mkfifo", [join(rec, "recording.json")])
     const [r, ms] = await timed(["replay", rec])
     refusedPromptly(r, ms, 1, "cannot read recording.json: it is a FIFO, not a regular file")
+  }, 2 * MIN)
+})
+
+describe("audit --checkpoint FILE replaces only an earlier checkpoint (class 1, 4, 9)", () => {
+  test("a device, a FIFO, a symlink or somebody's file is refused (exit 2) and left as it was", async () => {
+    const dir = mkdtempSync(join(base, "cp-"))
+    const victim = join(dir, "victim")
+    writeFileSync(victim, "root:precious\n")
+    const link = join(dir, "link")
+    symlinkSync(victim, link)
+    const dev = join(dir, "null")
+    execFileSync("mknod", ["-m", "666", dev, "c", "1", "3"])
+    for (const target of [dev, fifo, link, victim]) {
+      const before = lstatSync(target)
+      const r = await als(["audit", "--root", store, "--checkpoint", target], { timeoutMs: 20_000 })
+      expect(r.exitCode, describeResult(r)).toBe(2)
+      expect(r.stderr).toMatch(/--checkpoint .*: it (is a (character device|FIFO|symlink)|exists and is not an als checkpoint)/)
+      const after = lstatSync(target)
+      expect({ target, mode: after.mode, ino: after.ino }).toEqual({ target, mode: before.mode, ino: before.ino })
+    }
+    expect(readFileSync(victim, "utf8")).toBe("root:precious\n")
+    expect(readdirSync(dir).sort()).toEqual(["link", "null", "victim"])
+  }, 2 * MIN)
+
+  test("a new file, then the same file again: mode 0644 under umask 000, no temporary file left", async () => {
+    const dir = mkdtempSync(join(base, "cp-ok-"))
+    const file = join(dir, "als.checkpoint")
+    for (let i = 0; i < 2; i++) {
+      const cmd = [...(await alsCommand()), "audit", "--root", store, "--checkpoint", file].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ")
+      const r = await run(["sh", "-c", `umask 000 && exec ${cmd}`], { timeoutMs: MIN })
+      expect(r.exitCode, describeResult(r)).toBe(0)
+      expect(statSync(file).mode & 0o777).toBe(0o644)
+      expect(JSON.parse(readFileSync(file, "utf8")).format).toBe("als-log-checkpoint")
+    }
+    expect(readdirSync(dir)).toEqual(["als.checkpoint"])
+    const since = await als(["audit", "--root", store, "--since", file])
+    expect(since.exitCode, describeResult(since)).toBe(0)
   }, 2 * MIN)
 })
