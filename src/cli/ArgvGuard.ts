@@ -59,6 +59,9 @@ export const flagTable = <N extends string, R, E, A>(root: Command.Command<N, R,
  * Undefined when `argv` (the words after `als`) may go to @effect/cli; else the usage error.
  * An unknown subcommand, and help, are left to @effect/cli.
  */
+/** Flags whose value is KEY=VALUE (Options.keyValueMap). */
+const KEY_VALUE_FLAGS: ReadonlySet<string> = new Set(["--annotation"])
+
 export const checkArgv = (table: FlagTable, argv: ReadonlyArray<string>): string | undefined => {
   for (let i = 0; i < argv.length; i++) {
     if (!isPlainText(argv[i]!)) {
@@ -85,6 +88,10 @@ export const checkArgv = (table: FlagTable, argv: ReadonlyArray<string>): string
       // @effect/cli drops an empty value of a repeatable flag without a word: refused here
       const v = eq === -1 ? words[i + 1]! : w.slice(eq + 1)
       if (v.trim() === "") return `${name} "${v}" ${v === "" ? "is empty" : "is only whitespace"} (see als ${command} --help)`
+      // @effect/cli's own word for a KEY=VALUE flag without "=" does not say what is wrong
+      if (KEY_VALUE_FLAGS.has(name) && v.indexOf("=") <= 0) {
+        return `${name} ${safeText(v, 200)}: expected KEY=VALUE with a non-empty key (see als ${command} --help)`
+      }
       if (eq === -1) i++
     }
   }

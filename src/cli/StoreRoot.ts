@@ -13,6 +13,7 @@ import { defaultRoot } from "../domain/StorePaths.ts"
 import { safeText } from "../domain/SafeText.ts"
 import { asUsage, type Parsed, parseRootArg } from "./Arguments.ts"
 import { UsageError } from "../domain/UsageError.ts"
+import { fileKind } from "../sys/RegularFile.ts"
 
 /** The root from `--root`, else $ALS_ROOT, else the default; parsed (see parseRootArg). */
 export const parseStoreRoot = (given: string | undefined, env: NodeJS.ProcessEnv = process.env): Parsed<string> => {
@@ -38,9 +39,23 @@ export const isStore = (root: string): boolean => {
 export const notAStore = (root: string) =>
   new UsageError({ message: `${safeText(root, 400)}: not an als store (als init DIR)` })
 
-/** For `init` and `pull`: the root to create or use. */
+/** Why `root` cannot hold a store although it parses (it exists and is no directory), or undefined. */
+const notADirectory = (root: string): string | undefined => {
+  let st: fs.Stats
+  try {
+    st = fs.statSync(root)
+  } catch {
+    return undefined // missing (made later), or a failure the store's own open reports
+  }
+  return st.isDirectory() ? undefined : `${safeText(root, 400)}: it is ${fileKind(st)}, not a directory: a store is a directory (als init DIR)`
+}
+
+/** For `init` and `pull`: the root to create or use (absent, or a directory). */
 export const rootToCreate = (given: Option.Option<string> | string | undefined): Effect.Effect<string, UsageError> =>
-  asUsage(parseStoreRoot(Option.isOption(given) ? Option.getOrUndefined(given) : given))
+  Effect.flatMap(asUsage(parseStoreRoot(Option.isOption(given) ? Option.getOrUndefined(given) : given)), (root) => {
+    const problem = notADirectory(root)
+    return problem === undefined ? Effect.succeed(root) : Effect.fail(new UsageError({ message: problem }))
+  })
 
 /** For every other command: the root of an existing store, or exit 2 with nothing created. */
 export const existingStore = (given: Option.Option<string> | string | undefined): Effect.Effect<string, UsageError> =>

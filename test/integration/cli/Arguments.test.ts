@@ -4,7 +4,7 @@
 // default root ($ALS_ROOT); unknown flags are never image names; out-of-range values are
 // refused with their range. Run with the real binary (test/lib/als.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { als, alsLog, alsOk, describeResult, type AlsResult } from "../../lib/als.ts"
@@ -132,6 +132,26 @@ describe("roots that do not parse", () => {
     const env = await als(["ls"], { cwd, env: { ALS_ROOT: " " } })
     usage(env, '$ALS_ROOT " " is only whitespace')
   }, 300_000)
+})
+
+describe("a root that is not a directory", () => {
+  test("init, pull and serve on a --root that is a regular file: exit 2 before anything, the file unchanged", async () => {
+    const file = join(base, "a-file")
+    writeFileSync(file, "mine\n")
+    for (const cmd of [["init"], ["pull", "--tls-verify=false", "127.0.0.1:1/never/contacted:1"], ["serve", join(base, "no-mount")]]) {
+      const r = await als([...cmd, "--root", file])
+      usage(r, `${file}: it is a regular file, not a directory`)
+    }
+    expect(readFileSync(file, "utf8")).toBe("mine\n")
+  }, 120_000)
+})
+
+describe("KEY=VALUE flags", () => {
+  test("lookup --annotation without a key or without = says what it expects", async () => {
+    for (const v of ["noeq", "=v"]) {
+      usage(await als(["lookup", "--root", store, "--annotation", v, D]), `--annotation ${v}: expected KEY=VALUE with a non-empty key`)
+    }
+  }, 120_000)
 })
 
 describe("unknown flags and bad values", () => {
