@@ -55,13 +55,13 @@ export const flagTable = <N extends string, R, E, A>(root: Command.Command<N, R,
   return table
 }
 
+/** Flags whose value is KEY=VALUE (Options.keyValueMap). */
+const KEY_VALUE_FLAGS: ReadonlySet<string> = new Set(["--annotation"])
+
 /**
  * Undefined when `argv` (the words after `als`) may go to @effect/cli; else the usage error.
  * An unknown subcommand, and help, are left to @effect/cli.
  */
-/** Flags whose value is KEY=VALUE (Options.keyValueMap). */
-const KEY_VALUE_FLAGS: ReadonlySet<string> = new Set(["--annotation"])
-
 export const checkArgv = (table: FlagTable, argv: ReadonlyArray<string>): string | undefined => {
   for (let i = 0; i < argv.length; i++) {
     if (!isPlainText(argv[i]!)) {

@@ -8,7 +8,7 @@
 import { Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { readRegularTextOr } from "../sys/RegularFile.ts"
+import { requireRegularText } from "../sys/RegularFile.ts"
 
 /** certificates and keys are a few KiB; a bundle of many CAs stays well under this. */
 const MAX_CERT_FILE_BYTES = 4 << 20
@@ -64,10 +64,7 @@ export const readCertsDir = (dir: string): TlsMaterial | undefined => {
   }
   // a regular file only: a FIFO or a link to /dev/zero in certs.d must not hang the pull
   const read = (name: string) =>
-    readRegularTextOr(path.join(dir, name), MAX_CERT_FILE_BYTES, (reason) => new CertsDirError({ dir, reason: `cannot read ${name}: ${reason}` })) ??
-      (() => {
-        throw new CertsDirError({ dir, reason: `cannot read ${name}: it vanished` })
-      })()
+    requireRegularText(path.join(dir, name), MAX_CERT_FILE_BYTES, (reason) => new CertsDirError({ dir, reason: `cannot read ${name}: ${reason}` }))
   const has = new Set(names)
   const ca: string[] = []
   let client: TlsMaterial["client"]

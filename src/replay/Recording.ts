@@ -19,7 +19,7 @@ import * as path from "node:path"
 import { Schema } from "effect"
 import type { Envelope, Event } from "../events/Events.ts"
 import type { TreeEntry } from "./TreeFingerprint.ts"
-import { readRegularTextOr } from "../sys/RegularFile.ts"
+import { requireRegularText } from "../sys/RegularFile.ts"
 
 export const RECORDING_FORMAT = "als-recording"
 export const RECORDING_VERSION = 1
@@ -223,10 +223,7 @@ const MAX_RECORDING_TEXT_BYTES = 256 << 20
 
 /** A regular file only: a FIFO or /dev/zero in a recording must not hang the replay. */
 const readText = (dir: string, file: string): string => {
-  const fail = (reason: string) => new RecordingError({ dir, problem: `cannot read ${path.basename(file)}: ${reason}` })
-  const text = readRegularTextOr(file, MAX_RECORDING_TEXT_BYTES, fail)
-  if (text === undefined) throw fail("no such file")
-  return text
+  return requireRegularText(file, MAX_RECORDING_TEXT_BYTES, (reason) => new RecordingError({ dir, problem: `cannot read ${path.basename(file)}: ${reason}` }))
 }
 
 const parseJson = (dir: string, name: string, text: string, line?: number): unknown => {

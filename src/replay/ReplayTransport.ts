@@ -9,7 +9,7 @@
  * rejects with a message that names it.
  */
 import * as fs from "node:fs"
-import { fileKind } from "../sys/RegularFile.ts"
+import { openRegularFile, refusalText } from "../sys/RegularFile.ts"
 import type { TransportRequest } from "../registry/RegistryTransport.ts"
 import { blobFile, type Exchange, type ExchangeRequest, type RecordedBody, reviveError } from "./Recording.ts"
 import { describeRequest } from "./RecordingTransport.ts"
@@ -38,21 +38,17 @@ const bodyStream = (dir: string, body: RecordedBody, missing: (file: string) => 
       if (fd === -1) return
       if (fd === undefined && body.digest) {
         const file = blobFile(dir, body.digest)
-        try {
-          // never blocks on a FIFO; a regular file only (RegularFile.ts explains why)
-          fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY)
-        } catch {
-          missing(file)
+        // never blocks on a FIFO; a regular file only (RegularFile.ts explains why)
+        const opened = openRegularFile(file, Number.MAX_SAFE_INTEGER)
+        if (opened.kind !== "ok") {
+          if (opened.kind === "missing") missing(file)
           fd = -1
-          controller.error(new Error(`the recording has no ${file} (a body it needs)`))
+          controller.error(new Error(opened.kind === "missing"
+            ? `the recording has no ${file} (a body it needs)`
+            : `the recording's ${file}: ${refusalText(opened)}`))
           return
         }
-        const st = fs.fstatSync(fd)
-        if (!st.isFile()) {
-          close()
-          controller.error(new Error(`the recording's ${file} is ${fileKind(st)}, not a regular file`))
-          return
-        }
+        fd = opened.value.fd
       }
       if (fd !== undefined) {
         const buf = new Uint8Array(CHUNK)

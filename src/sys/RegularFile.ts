@@ -51,15 +51,14 @@ export const refusalText = (r: RegularRead<unknown>): string | undefined => {
 }
 
 /**
- * Opens `file` as a regular file (see the module) and hands its descriptor and size to `use`;
- * the descriptor is closed afterwards. `noFollow`: a final symlink is refused, not followed.
+ * Opens `file` as a regular file (see the module): its descriptor (the caller closes it) and
+ * size. `noFollow`: a final symlink is refused, not followed.
  */
-export const withRegularFile = <A>(
+export const openRegularFile = (
   file: string,
   max: number,
-  use: (fd: number, size: number) => A,
   opts?: { readonly noFollow?: boolean },
-): RegularRead<A> => {
+): RegularRead<{ readonly fd: number; readonly size: number }> => {
   let fd: number
   try {
     const flags = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY | (opts?.noFollow ? fs.constants.O_NOFOLLOW : 0)
@@ -70,11 +69,31 @@ export const withRegularFile = <A>(
     if (err.code === "ELOOP" && opts?.noFollow) return { kind: "notRegular", what: "a symlink" }
     return { kind: "error", error: err }
   }
+  let refused: RegularRead<never> | undefined
   try {
     const st = fs.fstatSync(fd)
-    if (!st.isFile()) return { kind: "notRegular", what: fileKind(st) }
-    if (st.size > max) return { kind: "tooLarge", size: st.size, max }
-    return { kind: "ok", value: use(fd, st.size) }
+    if (!st.isFile()) refused = { kind: "notRegular", what: fileKind(st) }
+    else if (st.size > max) refused = { kind: "tooLarge", size: st.size, max }
+    else return { kind: "ok", value: { fd, size: st.size } }
+  } catch (e) {
+    refused = { kind: "error", error: e as NodeJS.ErrnoException }
+  }
+  fs.closeSync(fd)
+  return refused
+}
+
+/** openRegularFile, handing the descriptor to `use` and closing it afterwards. */
+const withRegularFile = <A>(
+  file: string,
+  max: number,
+  use: (fd: number, size: number) => A,
+  opts?: { readonly noFollow?: boolean },
+): RegularRead<A> => {
+  const opened = openRegularFile(file, max, opts)
+  if (opened.kind !== "ok") return opened
+  const { fd, size } = opened.value
+  try {
+    return { kind: "ok", value: use(fd, size) }
   } catch (e) {
     return { kind: "error", error: e as NodeJS.ErrnoException }
   } finally {
@@ -107,4 +126,11 @@ export const readRegularTextOr = (file: string, max: number, fail: (reason: stri
   if (r.kind === "ok") return r.value
   if (r.kind === "missing") return undefined
   throw fail(refusalText(r) ?? "cannot read it")
+}
+
+/** The same for a file that must be there: missing is `fail("no such file")` too. */
+export const requireRegularText = (file: string, max: number, fail: (reason: string) => Error): string => {
+  const text = readRegularTextOr(file, max, fail)
+  if (text === undefined) throw fail("no such file")
+  return text
 }

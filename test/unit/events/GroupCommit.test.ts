@@ -34,8 +34,10 @@ class SlowSyncStore extends MemoryStore {
   }
 }
 
+// the outcome (success or failure) of a program, as a value
+const outcomeOf = Effect.runPromiseExit
 const run = <A>(store: MemoryStore, f: (log: typeof EventLog.Service) => Effect.Effect<A, unknown>) =>
-  Effect.runPromiseExit(Effect.flatMap(EventLog, f).pipe(Effect.provide(EventLogOn(store, { sync: true }).pipe(Layer.provide(IdsSequential("g"))))))
+  outcomeOf(Effect.flatMap(EventLog, f).pipe(Effect.provide(EventLogOn(store, { sync: true }).pipe(Layer.provide(IdsSequential("g"))))))
 
 describe("group commit", () => {
   test("concurrent appends share syncs, each returns only its own entries, once synced", async () => {
@@ -71,7 +73,7 @@ describe("group commit", () => {
     const before = store.bytes().length
     store.failNext = 2
     const failed = await run(store, (log) =>
-      Effect.forEach([1, 2, 3, 4, 5], (i) => Effect.exit(log.append([sampleEvent(i)], `f${i}`)), { concurrency: "unbounded" }))
+      Effect.forEach([1, 2, 3, 4, 5], (i) => log.append([sampleEvent(i)], `f${i}`).pipe(Effect.exit), { concurrency: "unbounded" }))
     expect(Exit.isSuccess(failed)).toBe(true)
     if (!Exit.isSuccess(failed)) return
     for (const e of failed.value) {
