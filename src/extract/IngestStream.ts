@@ -24,6 +24,7 @@ import { errnoCode, ioFailure, LayerIoError, LayerRejected } from "./errors.ts"
 import { type Compression, declaredCompression, knownLayerMediaTypes, SNIFF_BYTES, sniffCompression } from "./MediaType.ts"
 import { OverlayWriter } from "./OverlayWriter.ts"
 import { TarFormatError, TarNameError, type TarEntry, TarParser, type TarSink } from "./TarParser.ts"
+import { Writeback } from "./Writeback.ts"
 import { blobTooLong, checkBlob, checkDiffId } from "../verify/Blob.ts"
 import { ESTARGZ_TOC_NAME, hashed, RangeHasher, tocExpectation, verifyToc, ZSTD_CHUNKED_FOOTER_SIZE } from "../verify/Toc.ts"
 
@@ -172,6 +173,7 @@ export const ingestStream = async (input: IngestInput, sys: SyscallsApi, signal:
     })
   }
 
+  const blobWriteback = new Writeback(sys.startWriteback)
   let blobFd: number
   try {
     blobFd = fs.openSync(
@@ -180,6 +182,7 @@ export const ingestStream = async (input: IngestInput, sys: SyscallsApi, signal:
       0o644,
     )
     fs.fchmodSync(blobFd, 0o644) // clients read it: whatever the umask
+    blobWriteback.opened(blobFd)
   } catch (e) {
     throw ioFailure(layer, input.blobPath, "creating", e)
   }
@@ -194,6 +197,7 @@ export const ingestStream = async (input: IngestInput, sys: SyscallsApi, signal:
         try {
           let off = 0
           while (off < chunk.length) off += fs.writeSync(blobFd, chunk, off, chunk.length - off)
+          blobWriteback.wrote(chunk.length)
         } catch (e) {
           throw ioFailure(layer, input.blobPath, "writing", e)
         }
@@ -213,6 +217,7 @@ export const ingestStream = async (input: IngestInput, sys: SyscallsApi, signal:
         }
       }
     } finally {
+      blobWriteback.closing()
       fs.closeSync(blobFd)
     }
     if (failure === undefined && decoder === undefined) await start()

@@ -36,6 +36,7 @@ import { S_IFBLK, S_IFCHR, S_IFIFO, type SyscallsApi } from "../sys/SyscallsApi.
 import { cleanComponents, PathEscape } from "./EntryPath.ts"
 import { errnoCode, ioFailure, LayerIoError, LayerRejected, type LayerRejectedCode } from "./errors.ts"
 import type { TarEntry, TarSink } from "./TarParser.ts"
+import { Writeback } from "./Writeback.ts"
 
 const enum K { Dir = 1, File, Symlink, Other, Whiteout }
 
@@ -52,7 +53,7 @@ export interface OverlayWriterOptions {
   readonly root: string
   /** the layer digest, for messages */
   readonly layer: string
-  readonly sys: Pick<SyscallsApi, "mknod" | "lsetxattr">
+  readonly sys: Pick<SyscallsApi, "mknod" | "lsetxattr" | "startWriteback">
   readonly opaqueXattr: string
 }
 
@@ -84,6 +85,7 @@ export class OverlayWriter implements TarSink {
   /** the last parent verified to be a real directory chain, to skip re-walking it */
   private lastParent = ""
   private fd = -1
+  private readonly writeback: Writeback
   private fileChown = true
   private fileChmod = true
   private cur: TarEntry | undefined
@@ -96,6 +98,7 @@ export class OverlayWriter implements TarSink {
     this.umask = readUmask()
     const st = fs.statSync(this.root)
     if (st.gid !== this.egid || (st.mode & 0o2000) !== 0) this.foreignGroupDirs.add("")
+    this.writeback = new Writeback(opts.sys.startWriteback)
   }
 
   /** A new file or dir in `parent` already belongs to uid:gid when we are uid:gid and the
@@ -120,6 +123,7 @@ export class OverlayWriter implements TarSink {
       let off = 0
       while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off)
       this.bytes += chunk.length
+      this.writeback.wrote(chunk.length)
     } catch (err) {
       throw this.wrap(err, this.cur!, "writing")
     }
@@ -130,6 +134,7 @@ export class OverlayWriter implements TarSink {
     const e = this.cur!
     const fd = this.fd
     this.fd = -1
+    this.writeback.closing()
     try {
       if (this.fileChown) fs.fchownSync(fd, e.uid, e.gid)
       // after chown, which clears setuid/setgid
@@ -243,6 +248,7 @@ export class OverlayWriter implements TarSink {
       case "file":
         // created with its final permission bits when the umask lets them through
         this.fd = fs.openSync(abs, O_NEW_FILE, e.mode & 0o777)
+        this.writeback.opened(this.fd)
         this.fileChown = !this.ownedAsCreated(parent, e.uid, e.gid)
         this.fileChmod = this.umask === undefined || (e.mode & 0o7000) !== 0 || (e.mode & this.umask) !== 0
         this.kinds.set(rel, K.File)

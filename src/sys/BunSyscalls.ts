@@ -11,6 +11,7 @@ export const make = (): SyscallsApi => {
     open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
+    sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
     // variadic in C; on x86-64 and arm64 a fixed third pointer argument is passed the same way
     ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
@@ -23,6 +24,7 @@ export const make = (): SyscallsApi => {
     openRead: (p) => c.open(ptr(p), O_RDONLY_CLOEXEC),
     close: (fd) => c.close(fd),
     syncfs: (fd) => c.syncfs(fd),
+    syncFileRange: (fd, offset, length, flags) => c.sync_file_range(fd, offset, length, flags),
     ioctl: (fd, request, arg) => c.ioctl(fd, BigInt(request), ptr(arg)),
     errno: () => read.i32(c.__errno_location()!, 0),
   }, "bun")

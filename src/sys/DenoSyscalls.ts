@@ -14,6 +14,7 @@ export const make = (): SyscallsApi => {
     open: { parameters: ["buffer", "i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
     syncfs: { parameters: ["i32"], result: "i32" },
+    sync_file_range: { parameters: ["i32", "i64", "i64", "u32"], result: "i32" },
     // variadic in C; on x86-64 and arm64 a fixed third pointer argument is passed the same way
     ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
@@ -26,6 +27,7 @@ export const make = (): SyscallsApi => {
     openRead: (p) => c.open(p, O_RDONLY_CLOEXEC),
     close: (fd) => c.close(fd),
     syncfs: (fd) => c.syncfs(fd),
+    syncFileRange: (fd, offset, length, flags) => c.sync_file_range(fd, BigInt(offset), BigInt(length), flags),
     ioctl: (fd, request, arg) => c.ioctl(fd, BigInt(request), arg),
     errno: () => new Deno.UnsafePointerView(c.__errno_location()).getInt32(0),
   }, "deno")

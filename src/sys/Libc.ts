@@ -15,6 +15,8 @@ export interface RawLibc {
   readonly openRead: (path: Uint8Array) => number
   readonly close: (fd: number) => number
   readonly syncfs: (fd: number) => number
+  /** sync_file_range(2) */
+  readonly syncFileRange: (fd: number, offset: number, length: number, flags: number) => number
   /** ioctl(2) with a pointer argument */
   readonly ioctl: (fd: number, request: number, arg: Uint8Array) => number
   readonly errno: () => number
@@ -83,8 +85,12 @@ export const makeSyscalls = (c: RawLibc, runtime: SyscallsApi["runtime"]): Sysca
       c.close(fd)
       if (rc !== 0) fail("syncfs", path, e)
     },
+    // a hint: an fd that cannot take it (a pipe, a filesystem without it) only loses the head start
+    startWriteback: (fd, offset, length) => c.syncFileRange(fd, offset, length, SYNC_FILE_RANGE_WRITE) === 0,
   }
 }
+
+const SYNC_FILE_RANGE_WRITE = 2
 
 export const O_RDONLY_CLOEXEC = 0o2000000
 

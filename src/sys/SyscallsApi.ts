@@ -32,6 +32,13 @@ export interface SyscallsApi {
   /** syncfs(2) on the filesystem holding `path`: one call makes a whole extracted tree durable. */
   readonly syncfs: (path: string) => void
   /**
+   * sync_file_range(2) with SYNC_FILE_RANGE_WRITE: asks the kernel to start writing `length`
+   * bytes of the open file `fd` from `offset` to disk, without waiting for them and without
+   * making anything durable (syncfs still does that). A hint: answers whether the kernel took
+   * it, never throws.
+   */
+  readonly startWriteback: (fd: number, offset: number, length: number) => boolean
+  /**
    * FUSE passthrough (kernel 6.9+): registers the open file `fd` as a backing file of the FUSE
    * connection `devFd` (its /dev/fuse) and answers the backing id an OPEN reply names. Needs
    * CAP_SYS_ADMIN and a connection that negotiated FUSE_PASSTHROUGH; throws SysError (EPERM, …).
@@ -55,6 +62,7 @@ export const deferredSyscalls = (runtime: SyscallsApi["runtime"], make: () => Sy
     lgetxattr: (p, name) => get().lgetxattr(p, name),
     llistxattr: (p) => get().llistxattr(p),
     syncfs: (p) => get().syncfs(p),
+    startWriteback: (fd, offset, length) => get().startWriteback(fd, offset, length),
     fuseBackingOpen: (devFd, fd) => get().fuseBackingOpen(devFd, fd),
     fuseBackingClose: (devFd, id) => get().fuseBackingClose(devFd, id),
   }

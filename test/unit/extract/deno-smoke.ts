@@ -15,6 +15,8 @@ const CAP = new Uint8Array([1, 0, 0, 2, 0, 0x20, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0
 const entries: ReadonlyArray<RawEntry> = [
   { name: "d/", type: "dir", mode: 0o750, uid: 5 },
   { name: "d/f", content: "x".repeat(100000), mode: 0o4755 },
+  // big enough for the disk hints (Writeback.ts): the Deno binding of sync_file_range runs
+  { name: "big", content: "y".repeat(9 * 1024 * 1024 + 17) },
   { name: "d/l", type: "symlink", linkname: "f" },
   { name: "d/h", type: "link", linkname: "d/f" },
   { name: "d/.wh.gone" },
