@@ -6,11 +6,12 @@
 // Every stage runs with the page cache dropped, into a directory never used before (ext4's
 // allocator trap, BENCHMARKING.md), with the layers in parallel as `als pull` does them.
 
-import { mkdirSync, rmSync } from "node:fs"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { REPO_ROOT } from "../test/lib/als.ts"
 import { runOk } from "../test/lib/sh.ts"
 import { dropCaches, measure, type Sample } from "./lib/Measure.ts"
+import { retire } from "./lib/Retire.ts"
 import type { BenchImage, PullContext } from "./PullBench.ts"
 
 export type Stage = "download" | "decompress" | "tar+sync"
@@ -102,7 +103,7 @@ const tarSync = async (ctx: PullContext, files: StageFiles): Promise<Sample> => 
       { timeoutMs: TIMEOUT },
     )
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    retire(ctx.workDir, dir)
   }
 }
 

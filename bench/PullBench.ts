@@ -2,10 +2,11 @@
 // the store filled against without: the same image from the same local registry, tools taking
 // turns run by run, each run in a fresh directory with cold caches.
 
-import { mkdirSync, rmSync } from "node:fs"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { createPodman, type Podman, RUNC } from "../test/lib/podman.ts"
 import { dropCaches, measure, type Sample, sumSamples, syncFs } from "./lib/Measure.ts"
+import { retire } from "./lib/Retire.ts"
 
 export type Tool = "als" | "podman" | "skopeo+umoci" | "podman+store"
 
@@ -109,7 +110,7 @@ const runPodman = async (ctx: PullContext, image: BenchImage): Promise<{ pull: S
     return { pull, sync }
   } finally {
     await p.cleanup()
-    rmSync(join(p.dir, ".."), { recursive: true, force: true })
+    retire(ctx.workDir, join(p.dir, ".."))
   }
 }
 
@@ -125,7 +126,7 @@ const runPodmanWithStore = async (ctx: PullContext, image: BenchImage, store: st
     return { pull, sync, storeLayers: p.additionalLayers().length }
   } finally {
     await p.cleanup()
-    rmSync(join(p.dir, ".."), { recursive: true, force: true })
+    retire(ctx.workDir, join(p.dir, ".."))
   }
 }
 
@@ -141,7 +142,7 @@ const runSkopeoUmoci = async (ctx: PullContext, image: BenchImage): Promise<{ pu
     const sync = await syncFs(dir)
     return { pull: sumSamples([copy, unpack]), sync }
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    retire(ctx.workDir, dir)
   }
 }
 
@@ -185,7 +186,7 @@ export const pullRound = async (ctx: PullContext, image: BenchImage, round: numb
       runs.push({ image: image.name, round, tool: "podman+store", order: order++, ...r })
     }
   } finally {
-    if (alsStore) rmSync(alsStore.dir, { recursive: true, force: true })
+    if (alsStore) retire(ctx.workDir, alsStore.dir)
   }
   return runs
 }
@@ -193,6 +194,6 @@ export const pullRound = async (ctx: PullContext, image: BenchImage, round: numb
 /** One `als pull` on its own (peak RSS on images with small and big layers). */
 export const alsPullOnce = async (ctx: PullContext, image: BenchImage): Promise<Sample> => {
   const r = await runAls(ctx, image)
-  rmSync(r.dir, { recursive: true, force: true })
+  retire(ctx.workDir, r.dir)
   return r.pull
 }
