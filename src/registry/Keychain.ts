@@ -8,13 +8,13 @@
  * `credsStore`.
  */
 import { spawn } from "node:child_process"
+import { homedir } from "node:os"
+import { join } from "node:path"
+import { Context, Effect, Layer, Schema } from "effect"
 import { readRegularTextOr } from "../sys/RegularFile.ts"
 
 /** auth.json files hold a few entries; anything past this is not one. */
 const MAX_AUTH_FILE_BYTES = 4 << 20
-import { homedir } from "node:os"
-import { join } from "node:path"
-import { Context, Effect, Layer, Schema } from "effect"
 
 export interface Credentials {
   readonly username: string

@@ -222,9 +222,8 @@ export const reviveError = (r: RecordedError): Error => {
 const MAX_RECORDING_TEXT_BYTES = 256 << 20
 
 /** A regular file only: a FIFO or /dev/zero in a recording must not hang the replay. */
-const readText = (dir: string, file: string): string => {
-  return requireRegularText(file, MAX_RECORDING_TEXT_BYTES, (reason) => new RecordingError({ dir, problem: `cannot read ${path.basename(file)}: ${reason}` }))
-}
+const readText = (dir: string, file: string): string =>
+  requireRegularText(file, MAX_RECORDING_TEXT_BYTES, (reason) => new RecordingError({ dir, problem: `cannot read ${path.basename(file)}: ${reason}` }))
 
 const parseJson = (dir: string, name: string, text: string, line?: number): unknown => {
   try {
